@@ -29,6 +29,8 @@ pub struct TlsInfo {
     pub server_name: Option<Box<str>>,
     pub protocol: &'static str,
     pub alpn: Option<Box<[u8]>>,
+    /// Whether the listener sends `Strict-Transport-Security`.
+    pub hsts: bool,
 }
 
 /// The verified caller. Authentication filters fill it in; until one has
@@ -107,6 +109,9 @@ pub struct Context {
     pub principal: Option<Principal>,
     pub decisions: Vec<Decision>,
     pub upstream: Option<UpstreamInfo>,
+    /// The largest request body accepted, set by the limits filter and
+    /// enforced by the proxy whether the body streams or is buffered.
+    pub max_request_body: Option<u64>,
     pub started: Instant,
     pub received_at: SystemTime,
     /// Per-request state a filter keeps between its phases.
@@ -132,6 +137,7 @@ impl Context {
             principal: None,
             decisions: Vec::new(),
             upstream: None,
+            max_request_body: None,
             started: Instant::now(),
             received_at: SystemTime::now(),
             ext: http::Extensions::new(),
