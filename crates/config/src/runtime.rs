@@ -28,6 +28,8 @@ pub struct Config {
     pub upstreams: BTreeMap<Arc<str>, Arc<Upstream>>,
     pub routes: Vec<Arc<Route>>,
     pub path_options: NormalizeOptions,
+    /// Security headers for responses that match no route (404, 400, ...).
+    pub default_security_headers: Option<SecurityHeadersPolicy>,
 }
 
 impl Config {
@@ -68,7 +70,8 @@ pub struct Listener {
     pub redirect_https: Option<u16>,
     pub trusted_proxies: Vec<IpNet>,
     pub limits: ListenerLimits,
-    pub routes: RouteTable<Arc<Route>>,
+    /// Routes served here; values index [`Config::routes`].
+    pub routes: RouteTable<usize>,
 }
 
 impl fmt::Debug for Listener {
@@ -123,6 +126,9 @@ pub struct Certificate {
     pub key_path: PathBuf,
     /// Lower-case names; `*.example.com` serves one level of sub-domain.
     pub names: Vec<String>,
+    /// The names were read from the certificate (not configured), so a
+    /// reloaded certificate brings its own.
+    pub names_from_cert: bool,
     pub key: Arc<CertifiedKey>,
 }
 

@@ -203,9 +203,9 @@ fn report_alternatives(
         e.instance_path().as_str() == kind_pointer
             && matches!(e.kind(), ValidationErrorKind::Constant { .. })
     };
-    let tagged = branches.iter().any(|b| b.iter().any(|e| is_tag_error(e)));
+    let tagged = branches.iter().any(|b| b.iter().any(&is_tag_error));
     if tagged {
-        if let Some(branch) = branches.iter().find(|b| !b.iter().any(|e| is_tag_error(e))) {
+        if let Some(branch) = branches.iter().find(|b| !b.iter().any(&is_tag_error)) {
             for e in branch {
                 report(e, root, diags);
             }

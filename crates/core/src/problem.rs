@@ -171,6 +171,36 @@ impl Problem {
         )
     }
 
+    pub fn too_many_connections() -> Self {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too-many-connections",
+            "The gateway has too many open connections",
+        )
+    }
+
+    pub fn conflicting_framing() -> Self {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "conflicting-framing",
+            "The request is malformed",
+        )
+        .with_detail("Content-Length and Transfer-Encoding cannot both be present")
+    }
+
+    pub fn bad_host() -> Self {
+        Problem::new(StatusCode::BAD_REQUEST, "bad-host", "The request is malformed")
+            .with_detail("the Host header is missing or not a host name")
+    }
+
+    pub fn listener_closing() -> Self {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "listener-closing",
+            "This listener is being closed",
+        )
+    }
+
     pub fn https_required() -> Self {
         Problem::new(
             StatusCode::FORBIDDEN,

@@ -29,11 +29,10 @@ impl Filter for SecurityHeaders {
         for (name, value) in &self.policy.set {
             h.insert(name.clone(), value.clone());
         }
-        if let (Some(hsts), Some(tls)) = (&self.policy.hsts, &ctx.tls) {
-            if tls.hsts {
+        if let (Some(hsts), Some(tls)) = (&self.policy.hsts, &ctx.tls)
+            && tls.hsts {
                 h.insert(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone());
             }
-        }
         Verdict::Continue
     }
 }

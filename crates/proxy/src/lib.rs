@@ -1,1 +1,24 @@
+//! The proxy: listeners (plain and TLS, HTTP/1.1 and HTTP/2), the request
+//! pipeline, upstream pools with health checks, the admin listener, and the
+//! lifecycle (hot reload, graceful shutdown).
+//!
+//! The path of one request, file by file: `server` accepts the connection
+//! and wraps it in `conn::ConnGuard`; `service::handle` runs the phases,
+//! with `pipeline` dispatching to the route's filters and `upstream`
+//! forwarding; `body` carries the bodies and completes the request's
+//! accounting when the response ends.
 
+mod admin;
+mod body;
+mod conn;
+mod gateway;
+mod headers;
+mod pipeline;
+mod server;
+mod service;
+mod state;
+mod tls;
+mod upstream;
+pub mod watch;
+
+pub use gateway::{Gateway, StartError};

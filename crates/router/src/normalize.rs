@@ -200,10 +200,10 @@ fn escape_at(bytes: &[u8], i: usize) -> Result<(u8, usize), PathError> {
 }
 
 fn push_escape(out: &mut String, v: u8) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let digit = |n: u8| char::from(if n < 10 { b'0' + n } else { b'A' + n - 10 });
     out.push('%');
-    out.push(char::from(HEX[usize::from(v >> 4)]));
-    out.push(char::from(HEX[usize::from(v & 0xf)]));
+    out.push(digit(v >> 4));
+    out.push(digit(v & 0xf));
 }
 
 /// A run of escapes with the high bit set must be valid UTF-8 (which also

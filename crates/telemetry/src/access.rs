@@ -108,6 +108,18 @@ impl AccessLog {
         &self.masker
     }
 
+    /// The request headers the log copies, taken when the request arrives
+    /// (empty, without allocating, when none are configured).
+    pub fn pick_headers(&self, headers: &HeaderMap) -> HeaderMap {
+        let mut picked = HeaderMap::new();
+        for name in &self.log_headers {
+            for v in headers.get_all(name) {
+                picked.append(name.clone(), v.clone());
+            }
+        }
+        picked
+    }
+
     pub fn log(&self, e: &AccessEntry<'_>) {
         if !self.sink.is_enabled() {
             return;

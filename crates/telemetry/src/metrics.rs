@@ -71,11 +71,10 @@ impl Histogram {
     pub fn observe(&self, d: Duration) {
         let secs = d.as_secs_f64();
         // Buckets are cumulative when rendered; store per-bucket counts.
-        if let Some(i) = LATENCY_BUCKETS.iter().position(|b| secs <= *b) {
-            if let Some(b) = self.0.buckets.get(i) {
+        if let Some(i) = LATENCY_BUCKETS.iter().position(|b| secs <= *b)
+            && let Some(b) = self.0.buckets.get(i) {
                 b.fetch_add(1, Ordering::Relaxed);
             }
-        }
         self.0.count.fetch_add(1, Ordering::Relaxed);
         let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         self.0.sum_nanos.fetch_add(nanos, Ordering::Relaxed);

@@ -10,7 +10,7 @@ use super::route::CompiledRoute;
 use super::{Cx, check_name, tls};
 use crate::diag::quoted_list;
 use crate::file::{ListenerFile, ListenerLimitsFile, TlsFile};
-use crate::runtime::{Certificate, Listener, ListenerLimits, Route, Tls};
+use crate::runtime::{Certificate, Listener, ListenerLimits, Tls};
 
 pub(super) fn compile_all(
     files: &[ListenerFile],
@@ -213,6 +213,7 @@ fn compile_tls(f: &TlsFile, at: &str, cx: &mut Cx<'_>) -> Option<Tls> {
             cert_path,
             key_path,
             names,
+            names_from_cert: c.server_names.is_none(),
             key,
         });
     }
@@ -230,20 +231,18 @@ fn route_table(
     listener: &str,
     routes: &[CompiledRoute],
     cx: &mut Cx<'_>,
-) -> Option<RouteTable<Arc<Route>>> {
-    let mine: Vec<&CompiledRoute> = routes
+) -> Option<RouteTable<usize>> {
+    let mine: Vec<(usize, &CompiledRoute)> = routes
         .iter()
-        .filter(|r| r.listeners.is_empty() || r.listeners.iter().any(|l| &**l == listener))
+        .enumerate()
+        .filter(|(_, r)| r.listeners.is_empty() || r.listeners.iter().any(|l| &**l == listener))
         .collect();
-    let entries = mine
-        .iter()
-        .map(|r| (r.route.matcher.clone(), Arc::clone(&r.route)))
-        .collect();
+    let entries = mine.iter().map(|(i, r)| (r.route.matcher.clone(), *i)).collect();
     match RouteTable::build(entries) {
         Ok(t) => Some(t),
         Err(pairs) => {
             for (a, b) in pairs {
-                let (Some(ra), Some(rb)) = (mine.get(a), mine.get(b)) else {
+                let (Some((_, ra)), Some((_, rb))) = (mine.get(a), mine.get(b)) else {
                     continue;
                 };
                 cx.d.error_hint(

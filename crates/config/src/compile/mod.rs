@@ -192,7 +192,7 @@ fn compile(file: ConfigFile, cx: &mut Cx<'_>) -> Config {
 
     let logging = compile_logging(&file.logging, cx);
     let upstreams = upstream::compile_all(&file.upstreams, cx);
-    let routes = route::compile_all(
+    let (routes, default_security_headers) = route::compile_all(
         &file.routes,
         &file.defaults,
         &file.listeners,
@@ -200,14 +200,13 @@ fn compile(file: ConfigFile, cx: &mut Cx<'_>) -> Config {
         cx,
     );
     let listeners = listener::compile_all(&file.listeners, &routes, cx);
-    if let Some(a) = &admin {
-        if let Some(i) = listeners.iter().position(|l| l.address == a.address) {
+    if let Some(a) = &admin
+        && let Some(i) = listeners.iter().position(|l| l.address == a.address) {
             cx.d.error(
                 &format!("/listeners/{i}/address"),
                 format!("the address {} is also the admin address", a.address),
             );
         }
-    }
     Config {
         source: None,
         runtime,
@@ -219,6 +218,7 @@ fn compile(file: ConfigFile, cx: &mut Cx<'_>) -> Config {
         path_options: NormalizeOptions {
             reject_double_encoding: file.defaults.reject_double_encoding,
         },
+        default_security_headers,
     }
 }
 
@@ -256,14 +256,13 @@ fn compile_logging(file: &crate::file::LoggingFile, cx: &mut Cx<'_>) -> Logging 
             mask_query_params.push(p);
         }
     }
-    if let LogTarget::File(p) = &file.access_log {
-        if p.as_os_str().is_empty() {
+    if let LogTarget::File(p) = &file.access_log
+        && p.as_os_str().is_empty() {
             cx.d.error(
                 "/logging/access_log/file",
                 "the access log file path is empty",
             );
         }
-    }
     let access_log = match &file.access_log {
         LogTarget::File(p) => LogTarget::File(cx.resolve(p)),
         other => other.clone(),

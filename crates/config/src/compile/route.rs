@@ -9,7 +9,7 @@ use portcullis_router::{HostPattern, MethodSet, PathPattern, RouteMatch};
 use super::{Cx, check_name, filters};
 use crate::diag::{did_you_mean, quoted_list};
 use crate::file::{DefaultsFile, FilterFile, ListenerFile, MatchFile, RouteFile};
-use crate::runtime::{FilterSpec, Route, Upstream};
+use crate::runtime::{FilterSpec, Route, SecurityHeadersPolicy, Upstream};
 
 /// A compiled route with where it came from and which listeners serve it.
 pub(crate) struct CompiledRoute {
@@ -20,13 +20,14 @@ pub(crate) struct CompiledRoute {
     pub(crate) route: Arc<Route>,
 }
 
+/// Compiles the routes; also returns the default security headers policy.
 pub(super) fn compile_all(
     files: &[RouteFile],
     defaults: &DefaultsFile,
     listeners: &[ListenerFile],
     upstreams: &BTreeMap<Arc<str>, Arc<Upstream>>,
     cx: &mut Cx<'_>,
-) -> Vec<CompiledRoute> {
+) -> (Vec<CompiledRoute>, Option<SecurityHeadersPolicy>) {
     let default_limits = filters::limits(&defaults.limits);
     let default_headers =
         filters::security_headers(&defaults.security_headers, "/defaults/security_headers", cx);
@@ -77,11 +78,9 @@ pub(super) fn compile_all(
         if !filter_list
             .iter()
             .any(|s| matches!(s, FilterSpec::SecurityHeaders(_)))
-        {
-            if let Some(h) = &default_headers {
+            && let Some(h) = &default_headers {
                 filter_list.push(FilterSpec::SecurityHeaders(h.clone()));
             }
-        }
         if ok {
             out.push(CompiledRoute {
                 index: i,
@@ -95,7 +94,7 @@ pub(super) fn compile_all(
             });
         }
     }
-    out
+    (out, default_headers)
 }
 
 fn suggestion(word: &str, names: &[&str], what: &str) -> String {

@@ -46,11 +46,11 @@ impl ByteSize {
 impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.0;
-        if n != 0 && n % (1024 * 1024 * 1024) == 0 {
+        if n != 0 && n.is_multiple_of(1024 * 1024 * 1024) {
             write!(f, "{}GiB", n / (1024 * 1024 * 1024))
-        } else if n != 0 && n % (1024 * 1024) == 0 {
+        } else if n != 0 && n.is_multiple_of(1024 * 1024) {
             write!(f, "{}MiB", n / (1024 * 1024))
-        } else if n != 0 && n % 1024 == 0 {
+        } else if n != 0 && n.is_multiple_of(1024) {
             write!(f, "{}KiB", n / 1024)
         } else {
             write!(f, "{n}")
@@ -130,7 +130,7 @@ impl DurationStr {
 impl fmt::Display for DurationStr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0.as_millis();
-        if ms % 1000 != 0 {
+        if !ms.is_multiple_of(1000) {
             write!(f, "{ms}ms")
         } else {
             write!(f, "{}s", ms / 1000)

@@ -1,0 +1,263 @@
+//! Header hygiene at the trust boundary: hop-by-hop headers, the client
+//! address behind trusted proxies, `X-Forwarded-*`/`Forwarded`, and what the
+//! upstream must never see from the client.
+
+use std::net::IpAddr;
+
+use http::header::{CONNECTION, HeaderMap, HeaderName, HeaderValue};
+use portcullis_config::runtime::Listener;
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1) plus the non-standard ones that
+/// behave like them. They describe one connection and never cross the proxy.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Upstream headers that advertise the server software.
+const BANNERS: &[&str] = &["server", "x-powered-by"];
+
+pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+
+/// Removes hop-by-hop headers, including any named in `Connection`.
+pub fn strip_hop_by_hop(h: &mut HeaderMap) {
+    let named: Vec<HeaderName> = h
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for n in named {
+        // Never let `Connection: host` or similar remove end-to-end essentials.
+        if n != http::header::HOST && n != http::header::CONTENT_LENGTH {
+            h.remove(n);
+        }
+    }
+    for n in HOP_BY_HOP {
+        h.remove(*n);
+    }
+}
+
+/// Removes server banners from an upstream response.
+pub fn strip_banners(h: &mut HeaderMap) {
+    for n in BANNERS {
+        h.remove(*n);
+    }
+}
+
+/// The client address: the peer, unless the peer is a trusted proxy, in
+/// which case `X-Forwarded-For` is walked from the right, skipping trusted
+/// hops, and the first untrusted address is the client. A malformed entry
+/// stops the walk at the last address known to be real.
+pub fn client_address(listener: &Listener, peer: IpAddr, h: &HeaderMap) -> IpAddr {
+    if !listener.is_trusted_proxy(peer) {
+        return peer;
+    }
+    let mut client = peer;
+    let hops = h
+        .get_all(&X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .collect::<Vec<_>>();
+    for hop in hops.iter().rev() {
+        match hop.trim().parse::<IpAddr>() {
+            Ok(ip) => {
+                client = ip;
+                if !listener.is_trusted_proxy(ip) {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    client
+}
+
+/// What the upstream is told about the original request.
+#[derive(Debug)]
+pub struct Forwarding<'a> {
+    pub peer: IpAddr,
+    pub client: IpAddr,
+    pub trusted_peer: bool,
+    pub proto: &'static str,
+    pub host: Option<&'a str>,
+}
+
+fn forwarded_node(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("\"[{v6}]\""),
+    }
+}
+
+/// Sets `X-Forwarded-For/Proto/Host`, `Forwarded` and `X-Real-IP` on a
+/// request going upstream. Incoming values are kept (and appended to) only
+/// when the peer is a trusted proxy; otherwise they are replaced, so a
+/// client cannot forge its address.
+pub fn set_forwarding(h: &mut HeaderMap, f: &Forwarding<'_>) {
+    let peer = f.peer.to_string();
+    let xff = match (f.trusted_peer, joined(h, &X_FORWARDED_FOR)) {
+        (true, Some(prev)) => format!("{prev}, {peer}"),
+        _ => peer,
+    };
+    insert(h, &X_FORWARDED_FOR, &xff);
+    if !(f.trusted_peer && h.contains_key(&X_FORWARDED_PROTO)) {
+        h.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(f.proto));
+    }
+    if !(f.trusted_peer && h.contains_key(&X_FORWARDED_HOST)) {
+        match f.host {
+            Some(host) => insert(h, &X_FORWARDED_HOST, host),
+            None => {
+                h.remove(&X_FORWARDED_HOST);
+            }
+        }
+    }
+    let mut element = format!("for={};proto={}", forwarded_node(f.peer), f.proto);
+    if let Some(host) = f.host {
+        element.push_str(";host=");
+        element.push_str(&quote_if_needed(host));
+    }
+    let forwarded = match (f.trusted_peer, joined(h, &FORWARDED)) {
+        (true, Some(prev)) => format!("{prev}, {element}"),
+        _ => element,
+    };
+    insert(h, &FORWARDED, &forwarded);
+    insert(h, &X_REAL_IP, &f.client.to_string());
+}
+
+fn quote_if_needed(v: &str) -> String {
+    if v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b)) {
+        v.to_owned()
+    } else {
+        format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
+    }
+}
+
+fn joined(h: &HeaderMap, name: &HeaderName) -> Option<String> {
+    let parts: Vec<&str> = h.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect();
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
+fn insert(h: &mut HeaderMap, name: &HeaderName, value: &str) {
+    match HeaderValue::from_str(value) {
+        Ok(v) => {
+            h.insert(name.clone(), v);
+        }
+        Err(_) => {
+            h.remove(name);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portcullis_config::runtime::ListenerLimits;
+    use portcullis_router::RouteTable;
+    use std::time::Duration;
+
+    fn listener(trusted: &[&str]) -> Listener {
+        Listener {
+            name: "l".into(),
+            address: "127.0.0.1:0".parse().unwrap(),
+            tls: None,
+            h2c: false,
+            redirect_https: None,
+            trusted_proxies: trusted.iter().map(|t| t.parse().unwrap()).collect(),
+            limits: ListenerLimits {
+                max_connections: 1,
+                max_header_bytes: 1024,
+                max_headers: 10,
+                header_timeout: Duration::from_secs(1),
+                body_timeout: Duration::from_secs(1),
+                idle_timeout: Duration::from_secs(1),
+                max_concurrent_streams: 1,
+            },
+            routes: RouteTable::build(vec![]).unwrap(),
+        }
+    }
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn hop_by_hop_headers_are_stripped_including_connection_named_ones() {
+        let mut h = headers(&[
+            ("connection", "keep-alive, x-secret-hop"),
+            ("keep-alive", "timeout=5"),
+            ("x-secret-hop", "1"),
+            ("te", "trailers"),
+            ("upgrade", "h2c"),
+            ("proxy-authorization", "Basic x"),
+            ("x-kept", "1"),
+        ]);
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn client_address_trusts_only_configured_proxies() {
+        let peer: IpAddr = "10.0.0.5".parse().unwrap();
+        let h = headers(&[("x-forwarded-for", "6.6.6.6, 203.0.113.9, 10.0.0.7")]);
+        assert_eq!(client_address(&listener(&[]), peer, &h), peer);
+        let l = listener(&["10.0.0.0/8"]);
+        assert_eq!(client_address(&l, peer, &h), "203.0.113.9".parse::<IpAddr>().unwrap());
+        let bad = headers(&[("x-forwarded-for", "203.0.113.9, garbage")]);
+        assert_eq!(client_address(&l, peer, &bad), peer);
+    }
+
+    #[test]
+    fn forwarding_headers_are_replaced_for_untrusted_peers_and_appended_for_trusted() {
+        let mut h = headers(&[
+            ("x-forwarded-for", "1.2.3.4"),
+            ("x-forwarded-proto", "https"),
+            ("forwarded", "for=1.2.3.4"),
+        ]);
+        let f = Forwarding {
+            peer: "192.0.2.1".parse().unwrap(),
+            client: "192.0.2.1".parse().unwrap(),
+            trusted_peer: false,
+            proto: "http",
+            host: Some("api.example.com"),
+        };
+        set_forwarding(&mut h, &f);
+        assert_eq!(h["x-forwarded-for"], "192.0.2.1");
+        assert_eq!(h["x-forwarded-proto"], "http");
+        assert_eq!(h["x-forwarded-host"], "api.example.com");
+        assert_eq!(h["forwarded"], "for=192.0.2.1;proto=http;host=api.example.com");
+        assert_eq!(h["x-real-ip"], "192.0.2.1");
+
+        let mut h = headers(&[("x-forwarded-for", "1.2.3.4"), ("forwarded", "for=1.2.3.4")]);
+        let f = Forwarding {
+            peer: "::1".parse().unwrap(),
+            client: "1.2.3.4".parse().unwrap(),
+            trusted_peer: true,
+            proto: "https",
+            host: None,
+        };
+        set_forwarding(&mut h, &f);
+        assert_eq!(h["x-forwarded-for"], "1.2.3.4, ::1");
+        assert_eq!(h["forwarded"], "for=1.2.3.4, for=\"[::1]\";proto=https");
+        assert_eq!(h["x-real-ip"], "1.2.3.4");
+    }
+}

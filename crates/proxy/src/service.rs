@@ -1,0 +1,510 @@
+//! One request, start to finish. Read top to bottom, `handle` is the order
+//! of the phases; every way out goes through `finish`, the one place where
+//! a verdict becomes a response (problem+json for denials and errors).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use http::header::{CONNECTION, HOST, HeaderValue, LOCATION};
+use http::uri::PathAndQuery;
+use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
+use hyper::body::Incoming;
+use http_body::Body as _;
+use portcullis_core::{Context, Outcome, Problem, RequestId, Scheme, TlsInfo, UpstreamInfo, Verdict};
+use portcullis_router::{Lookup, normalize_host, normalize_path};
+use portcullis_telemetry::access::AccessEntry;
+use portcullis_telemetry::events::{EventKind, SecurityEvent};
+
+use crate::body::{self, RequestStats, ResponseBody, StreamingBody, UpstreamBody};
+use crate::conn::{ConnShared, RequestGuard};
+use crate::headers::{self, Forwarding, X_REQUEST_ID};
+use crate::state::{Generation, ListenerRuntime, Shared};
+use crate::upstream::{InFlight, UpstreamError};
+
+/// The largest upstream response body buffered for a response-body filter.
+const MAX_BUFFERED_RESPONSE: u64 = 8 * 1024 * 1024;
+
+/// What a connection knows, shared by its requests.
+pub struct ConnInfo {
+    pub listener: Arc<str>,
+    pub peer: SocketAddr,
+    pub scheme: Scheme,
+    pub tls: Option<TlsInfo>,
+    pub shared: Arc<ConnShared>,
+}
+
+/// The request facts kept for the log after the request itself is gone.
+struct Facts {
+    method: Method,
+    host: Option<String>,
+    path: String,
+    query: Option<String>,
+    version: Version,
+    logged_headers: HeaderMap,
+}
+
+/// Everything needed to close the books on a request once its response
+/// body has been sent (or abandoned).
+pub struct Completion {
+    generation: Arc<Generation>,
+    route: Option<usize>,
+    ctx: Context,
+    facts: Facts,
+    status: u16,
+    stats: Option<Arc<RequestStats>>,
+    _request: RequestGuard,
+    _in_flight: Option<InFlight>,
+}
+
+impl Completion {
+    pub fn complete(self: Box<Self>, bytes_out: u64, aborted: bool) {
+        let route = self.route.and_then(|i| self.generation.routes.get(i));
+        match route {
+            Some(r) => r.pipeline.log(&self.ctx),
+            None => self.generation.default_pipeline.log(&self.ctx),
+        }
+        let duration = self.ctx.started.elapsed();
+        match route {
+            Some(r) => {
+                r.statuses.inc(self.status);
+                r.duration.observe(duration);
+            }
+            None => {
+                self.generation.unrouted.inc(self.status);
+                self.generation.unrouted_duration.observe(duration);
+            }
+        }
+        let f = &self.facts;
+        self.generation.access_log.log(&AccessEntry {
+            ctx: &self.ctx,
+            method: &f.method,
+            host: f.host.as_deref(),
+            path: &f.path,
+            query: f.query.as_deref(),
+            version: f.version,
+            headers: &f.logged_headers,
+            status: self.status,
+            bytes_in: self.stats.as_ref().map_or(0, |s| s.bytes.load(Ordering::Relaxed)),
+            bytes_out,
+            duration,
+            aborted: aborted && f.method != Method::HEAD,
+        });
+    }
+}
+
+/// The state of a request on its way through `handle`.
+struct Exchange {
+    generation: Arc<Generation>,
+    ctx: Context,
+    facts: Facts,
+    route: Option<usize>,
+    guard: RequestGuard,
+    stats: Option<Arc<RequestStats>>,
+    close: bool,
+}
+
+impl Exchange {
+    fn event(&self, kind: EventKind, code: &'static str) {
+        self.generation.events.emit(&SecurityEvent::for_request(&self.ctx, kind, code));
+    }
+
+    fn deny(&mut self, by: &'static str, problem: Problem) -> Verdict {
+        self.ctx.decide(by, Outcome::Deny, problem.code);
+        Verdict::Deny(problem)
+    }
+
+    /// Turns a gateway-made verdict into the response: problem+json for
+    /// denials, then the route's (or the default) response phase.
+    fn finish(mut self, verdict: Verdict) -> Response<ResponseBody> {
+        let resp = match verdict {
+            Verdict::Deny(p) => p.to_response(&self.ctx.request_id),
+            Verdict::Respond(r) => r,
+            Verdict::Continue => Problem::internal().to_response(&self.ctx.request_id),
+        };
+        let (mut parts, mut body) = resp.into_parts();
+        if let Some(replacement) = self.response_phase(&mut parts) {
+            (parts, body) = replacement.into_parts();
+        }
+        self.finish_parts(&mut parts);
+        self.respond(parts, |c| ResponseBody::full(body, Some(c)), None)
+    }
+
+    /// Runs the response-headers phase. A verdict other than `Continue`
+    /// replaces the response; the replacement is not filtered again.
+    fn response_phase(&mut self, parts: &mut http::response::Parts) -> Option<Response<Bytes>> {
+        let generation = self.generation.clone();
+        let pipeline = match self.route.and_then(|i| generation.routes.get(i)) {
+            Some(r) => &r.pipeline,
+            None => &generation.default_pipeline,
+        };
+        match pipeline.response_headers(&mut self.ctx, parts) {
+            Verdict::Continue => None,
+            Verdict::Deny(p) => Some(p.to_response(&self.ctx.request_id)),
+            Verdict::Respond(r) => Some(r),
+        }
+    }
+
+    fn finish_parts(&self, parts: &mut http::response::Parts) {
+        if let Ok(v) = HeaderValue::from_str(self.ctx.request_id.as_str()) {
+            parts.headers.insert(X_REQUEST_ID.clone(), v);
+        }
+        if self.close {
+            parts.headers.insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+    }
+
+    fn respond(
+        self,
+        parts: http::response::Parts,
+        body: impl FnOnce(Box<Completion>) -> ResponseBody,
+        in_flight: Option<InFlight>,
+    ) -> Response<ResponseBody> {
+        let completion = Box::new(Completion {
+            generation: self.generation,
+            route: self.route,
+            ctx: self.ctx,
+            facts: self.facts,
+            status: parts.status.as_u16(),
+            stats: self.stats,
+            _request: self.guard,
+            _in_flight: in_flight,
+        });
+        Response::from_parts(parts, body(completion))
+    }
+}
+
+fn header_bytes(parts: &http::request::Parts) -> usize {
+    let line = parts.method.as_str().len() + parts.uri.path_and_query().map_or(1, |p| p.as_str().len()) + 12;
+    line + parts
+        .headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum::<usize>()
+}
+
+/// The hyper service: never fails; every outcome is a response.
+pub async fn handle(
+    req: Request<Incoming>,
+    conn: Arc<ConnInfo>,
+    shared: Arc<Shared>,
+) -> Result<Response<ResponseBody>, Infallible> {
+    let guard = conn.shared.start_request();
+    let generation = shared.current.load_full();
+    let (parts, body) = req.into_parts();
+    let Some(listener) = generation.listeners.get(&conn.listener) else {
+        // The listener was removed by a reload; this connection is closing.
+        let mut resp = Problem::listener_closing().to_response(&RequestId::generate());
+        resp.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+        let (p, b) = resp.into_parts();
+        return Ok(Response::from_parts(p, ResponseBody::full(b, None)));
+    };
+    Ok(serve(parts, body, &conn, listener, generation.clone(), guard).await)
+}
+
+async fn serve(
+    mut parts: http::request::Parts,
+    body: Incoming,
+    conn: &ConnInfo,
+    listener: &ListenerRuntime,
+    generation: Arc<Generation>,
+    guard: RequestGuard,
+) -> Response<ResponseBody> {
+    let lcfg = &listener.config;
+    let peer = conn.peer.ip();
+    let trusted = lcfg.is_trusted_proxy(peer);
+    let request_id = trusted
+        .then(|| parts.headers.get(&X_REQUEST_ID))
+        .flatten()
+        .and_then(|v| RequestId::from_incoming(v.as_bytes()))
+        .unwrap_or_else(RequestId::generate);
+    let mut ctx = Context::new(request_id, conn.listener.clone(), conn.peer, conn.scheme);
+    ctx.tls = conn.tls.clone();
+    ctx.client_addr = headers::client_address(lcfg, peer, &parts.headers);
+    let host_raw = parts
+        .uri
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .or_else(|| parts.headers.get(HOST).and_then(|h| h.to_str().ok()).map(str::to_owned));
+    let facts = Facts {
+        method: parts.method.clone(),
+        host: host_raw.clone(),
+        path: parts.uri.path().to_owned(),
+        query: parts.uri.query().map(str::to_owned),
+        version: parts.version,
+        logged_headers: generation.access_log.pick_headers(&parts.headers),
+    };
+    let mut ex = Exchange {
+        generation: generation.clone(),
+        ctx,
+        facts,
+        route: None,
+        guard,
+        stats: None,
+        close: false,
+    };
+
+    // Connection-level refusals: framing, header size and count.
+    if conn.shared.smuggling.swap(false, Ordering::AcqRel) {
+        ex.close = true;
+        ex.event(EventKind::RequestRejected, "conflicting-framing");
+        let v = ex.deny("http", Problem::conflicting_framing());
+        return ex.finish(v);
+    }
+    if parts.headers.len() > lcfg.limits.max_headers {
+        ex.close = true;
+        ex.event(EventKind::LimitExceeded, "too-many-headers");
+        let v = ex.deny("http", Problem::headers_too_large("the request has too many headers"));
+        return ex.finish(v);
+    }
+    if header_bytes(&parts) > lcfg.limits.max_header_bytes {
+        ex.close = true;
+        ex.event(EventKind::LimitExceeded, "headers-too-large");
+        let v = ex.deny("http", Problem::headers_too_large("the request headers are too large"));
+        return ex.finish(v);
+    }
+
+    // Host and the HTTPS redirect.
+    let host = match host_raw.as_deref().map(normalize_host) {
+        Some(Ok(h)) => Some(h.into_owned()),
+        Some(Err(_)) => {
+            ex.event(EventKind::RequestRejected, "bad-host");
+            let v = ex.deny("http", Problem::bad_host());
+            return ex.finish(v);
+        }
+        None => None,
+    };
+    if let Some(port) = lcfg.redirect_https {
+        return redirect(ex, host.as_deref(), &parts, port);
+    }
+
+    // Path normalisation, then routing.
+    let path = match normalize_path(parts.uri.path(), generation.config.path_options) {
+        Ok(p) => p.into_owned(),
+        Err(e) => {
+            ex.event(EventKind::RequestRejected, e.code());
+            let v = ex.deny("normalize", Problem::bad_path(e.detail()));
+            return ex.finish(v);
+        }
+    };
+    ex.facts.path.clone_from(&path);
+    let (index, params) = match lcfg.routes.lookup(host.as_deref(), &path, &parts.method) {
+        Lookup::Found { route, params } => (*route, params),
+        Lookup::NotFound => {
+            let v = ex.deny("router", Problem::route_not_found());
+            return ex.finish(v);
+        }
+        Lookup::MethodNotAllowed(methods) => {
+            let allow = methods.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
+            let v = ex.deny(
+                "router",
+                Problem::method_not_allowed(HeaderValue::from_str(&allow).unwrap_or(HeaderValue::from_static(""))),
+            );
+            return ex.finish(v);
+        }
+    };
+    let Some(route) = generation.routes.get(index) else {
+        let v = ex.deny("router", Problem::internal());
+        return ex.finish(v);
+    };
+    ex.route = Some(index);
+    ex.ctx.route_id = Some(route.route.id.clone());
+    ex.ctx.path_params = params;
+
+    // Phase 1: request headers.
+    match route.pipeline.request_headers(&mut ex.ctx, &mut parts).await {
+        Verdict::Continue => {}
+        v => return ex.finish(v),
+    }
+
+    // Phase 2: the request body, streamed or (when a filter asks) buffered.
+    let limit = ex.ctx.max_request_body.unwrap_or(u64::MAX);
+    let mut upstream_body = if body.is_end_stream() {
+        UpstreamBody::Empty
+    } else {
+        let stats = Arc::new(RequestStats::default());
+        ex.stats = Some(stats.clone());
+        UpstreamBody::Stream(StreamingBody::new(body, limit, lcfg.limits.body_timeout, stats))
+    };
+    if route.pipeline.wants_request_body() {
+        let bytes = match upstream_body {
+            UpstreamBody::Stream(s) => match body::collect(s).await {
+                Ok(b) => b,
+                Err(e) => {
+                    let v = body_error(&mut ex, &e);
+                    return ex.finish(v);
+                }
+            },
+            _ => Bytes::new(),
+        };
+        match route.pipeline.request_body(&mut ex.ctx, &parts, &bytes).await {
+            Verdict::Continue => {}
+            v => return ex.finish(v),
+        }
+        upstream_body = UpstreamBody::Full(Some(bytes));
+    }
+
+    // Phase 3: the request as it goes upstream.
+    headers::strip_hop_by_hop(&mut parts.headers);
+    headers::set_forwarding(
+        &mut parts.headers,
+        &Forwarding {
+            peer,
+            client: ex.ctx.client_addr,
+            trusted_peer: trusted,
+            proto: conn.scheme.as_str(),
+            host: host_raw.as_deref(),
+        },
+    );
+    if let Ok(v) = HeaderValue::from_str(ex.ctx.request_id.as_str()) {
+        parts.headers.insert(X_REQUEST_ID.clone(), v);
+    }
+    match (&route.upstream.spec.host_header, &host_raw) {
+        (Some(h), _) => {
+            parts.headers.insert(HOST, h.clone());
+        }
+        (None, Some(h)) => {
+            if let Ok(v) = HeaderValue::from_str(h) {
+                parts.headers.insert(HOST, v);
+            }
+        }
+        (None, None) => {}
+    }
+    match route.pipeline.before_upstream(&mut ex.ctx, &mut parts) {
+        Verdict::Continue => {}
+        v => return ex.finish(v),
+    }
+
+    // Send.
+    let pq = match parts.uri.query() {
+        Some(q) => PathAndQuery::try_from(format!("{path}?{q}")),
+        None => PathAndQuery::try_from(path),
+    };
+    let Ok(pq) = pq else {
+        let v = ex.deny("http", Problem::bad_path("the path cannot be forwarded"));
+        return ex.finish(v);
+    };
+    let mut info = UpstreamInfo {
+        name: route.route.upstream.clone(),
+        target: "".into(),
+        header_time: None,
+        attempts: 0,
+    };
+    let result = route
+        .upstream
+        .send(parts.method.clone(), pq, std::mem::take(&mut parts.headers), upstream_body, &mut info)
+        .await;
+    if info.attempts > 0 {
+        ex.ctx.upstream = Some(info);
+    }
+    let (resp, in_flight) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            let v = upstream_error(&mut ex, e);
+            return ex.finish(v);
+        }
+    };
+
+    // Phase 4: the response head.
+    let (mut rparts, rbody) = resp.into_parts();
+    headers::strip_hop_by_hop(&mut rparts.headers);
+    headers::strip_banners(&mut rparts.headers);
+    if let Some(replacement) = ex.response_phase(&mut rparts) {
+        let (mut p, b) = replacement.into_parts();
+        ex.finish_parts(&mut p);
+        return ex.respond(p, |c| ResponseBody::full(b, Some(c)), None);
+    }
+    ex.finish_parts(&mut rparts);
+
+    // Phase 5: the response body, when a filter asks for it whole.
+    if route.pipeline.wants_response_body() {
+        let mut bytes = match collect_response(rbody).await {
+            Ok(b) => b,
+            Err(()) => {
+                let v = ex.deny("upstream", Problem::bad_gateway().with_detail("the upstream response is too large"));
+                return ex.finish(v);
+            }
+        };
+        match route.pipeline.response_body(&mut ex.ctx, &rparts, &mut bytes) {
+            Verdict::Continue => {}
+            v => return ex.finish(v),
+        }
+        rparts.headers.remove(http::header::CONTENT_LENGTH);
+        return ex.respond(rparts, |c| ResponseBody::full(bytes, Some(c)), Some(in_flight));
+    }
+    ex.respond(rparts, |c| ResponseBody::upstream(rbody, c), Some(in_flight))
+}
+
+async fn collect_response(mut body: Incoming) -> Result<Bytes, ()> {
+    let mut buf = bytes::BytesMut::new();
+    while let Some(frame) = std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await {
+        let frame = frame.map_err(|_| ())?;
+        if let Ok(d) = frame.into_data() {
+            if (buf.len() + d.len()) as u64 > MAX_BUFFERED_RESPONSE {
+                return Err(());
+            }
+            buf.extend_from_slice(&d);
+        }
+    }
+    Ok(buf.freeze())
+}
+
+fn body_error(ex: &mut Exchange, e: &body::BodyError) -> Verdict {
+    match e {
+        body::BodyError::TooLarge => {
+            ex.event(EventKind::LimitExceeded, "body-too-large");
+            let limit = ex.ctx.max_request_body.unwrap_or(0);
+            ex.close = true;
+            ex.deny("limits", Problem::payload_too_large(limit))
+        }
+        body::BodyError::Timeout => {
+            ex.event(EventKind::LimitExceeded, "body-timeout");
+            ex.close = true;
+            ex.deny("limits", Problem::request_timeout())
+        }
+        body::BodyError::Client(_) => {
+            ex.close = true;
+            ex.deny("http", Problem::bad_request("bad-body", "the request body could not be read"))
+        }
+    }
+}
+
+fn upstream_error(ex: &mut Exchange, e: UpstreamError) -> Verdict {
+    // A failure caused by the client's body is the client's problem.
+    if let Some(stats) = &ex.stats {
+        if stats.too_large.load(Ordering::Relaxed) {
+            return body_error(ex, &body::BodyError::TooLarge);
+        }
+        if stats.timed_out.load(Ordering::Relaxed) {
+            return body_error(ex, &body::BodyError::Timeout);
+        }
+    }
+    let problem = match e {
+        UpstreamError::NoHealthyTarget => Problem::no_healthy_upstream(),
+        UpstreamError::Connect | UpstreamError::Failed => Problem::bad_gateway(),
+        UpstreamError::Timeout => Problem::gateway_timeout(),
+    };
+    ex.ctx.decide("upstream", Outcome::Error, problem.code);
+    Verdict::Deny(problem)
+}
+
+fn redirect(mut ex: Exchange, host: Option<&str>, parts: &http::request::Parts, port: u16) -> Response<ResponseBody> {
+    let Some(host) = host else {
+        let v = ex.deny("http", Problem::bad_host());
+        return ex.finish(v);
+    };
+    let authority = if port == 443 { host.to_owned() } else { format!("{host}:{port}") };
+    let pq = parts.uri.path_and_query().map_or("/", PathAndQuery::as_str);
+    let location = format!("https://{authority}{pq}");
+    let Ok(value) = HeaderValue::from_str(&location) else {
+        let v = ex.deny("http", Problem::bad_host());
+        return ex.finish(v);
+    };
+    ex.ctx.decide("redirect", Outcome::Respond, "https-redirect");
+    let mut resp = Response::new(Bytes::new());
+    *resp.status_mut() = StatusCode::PERMANENT_REDIRECT;
+    resp.headers_mut().insert(LOCATION, value);
+    ex.finish(Verdict::Respond(resp))
+}
