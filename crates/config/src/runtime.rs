@@ -212,6 +212,11 @@ pub struct Route {
 }
 
 impl Route {
+    /// Whether the route has a CORS policy (and so answers preflights).
+    pub fn has_cors(&self) -> bool {
+        self.filters.iter().any(|f| matches!(f, FilterSpec::Cors(_)))
+    }
+
     /// The body limit in force for this route.
     pub fn max_body(&self) -> u64 {
         self.filters

@@ -20,6 +20,10 @@ const SAFELISTED_HEADERS: &[&str] = &["accept", "accept-language", "content-lang
 #[derive(Clone)]
 struct Allowed(HeaderValue);
 
+/// The response is this filter's own preflight answer.
+#[derive(Clone)]
+struct Preflight;
+
 pub struct Cors {
     policy: CorsPolicy,
     events: EventLog,
@@ -106,6 +110,7 @@ impl Cors {
             return self.deny(ctx, "cors-header-not-allowed", "a requested header is not allowed cross-origin", origin_str);
         }
         ctx.decide("cors", Outcome::Respond, "preflight");
+        ctx.ext.insert(Preflight);
         let mut resp = Response::new(Bytes::new());
         *resp.status_mut() = StatusCode::NO_CONTENT;
         let h = resp.headers_mut();
@@ -166,6 +171,9 @@ impl Filter for Cors {
     }
 
     fn response_headers(&self, ctx: &mut Context, resp: &mut http::response::Parts) -> Verdict {
+        if ctx.ext.get::<Preflight>().is_some() {
+            return Verdict::Continue;
+        }
         let h = &mut resp.headers;
         // The policy, not the upstream, decides what is shared.
         for name in [
@@ -252,6 +260,11 @@ mod tests {
         assert_eq!(h[ACCESS_CONTROL_ALLOW_HEADERS], "x-trace");
         assert_eq!(h[ACCESS_CONTROL_ALLOW_CREDENTIALS], "true");
         assert_eq!(h[ACCESS_CONTROL_MAX_AGE], "300");
+        // The gateway's response phase must leave the preflight answer intact.
+        let (mut parts, _) = resp.into_parts();
+        f.response_headers(&mut c, &mut parts);
+        assert_eq!(parts.headers[ACCESS_CONTROL_ALLOW_ORIGIN], "https://app.example.com");
+        assert_eq!(parts.headers[ACCESS_CONTROL_ALLOW_METHODS], "GET, PUT");
     }
 
     #[tokio::test]

@@ -290,18 +290,10 @@ async fn serve(
         }
     };
     ex.facts.path.clone_from(&path);
-    let (index, params) = match lcfg.routes.lookup(host.as_deref(), &path, &parts.method) {
-        Lookup::Found { route, params } => (*route, params),
-        Lookup::NotFound => {
-            let v = ex.deny("router", Problem::route_not_found());
-            return ex.finish(v);
-        }
-        Lookup::MethodNotAllowed(methods) => {
-            let allow = methods.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
-            let v = ex.deny(
-                "router",
-                Problem::method_not_allowed(HeaderValue::from_str(&allow).unwrap_or(HeaderValue::from_static(""))),
-            );
+    let (index, params) = match route_lookup(&generation, lcfg, host.as_deref(), &path, &parts) {
+        Ok(found) => found,
+        Err(v) => {
+            let v = ex.deny("router", v);
             return ex.finish(v);
         }
     };
@@ -435,6 +427,40 @@ async fn serve(
         return ex.respond(rparts, |c| ResponseBody::full(bytes, Some(c)), Some(in_flight));
     }
     ex.respond(rparts, |c| ResponseBody::upstream(rbody, c), Some(in_flight))
+}
+
+/// Finds the route. A CORS preflight (`OPTIONS` with
+/// `Access-Control-Request-Method`) that no route accepts as `OPTIONS` is
+/// routed as the request it announces, so the CORS policy of the route that
+/// will serve that request answers it.
+fn route_lookup(
+    generation: &Generation,
+    listener: &portcullis_config::runtime::Listener,
+    host: Option<&str>,
+    path: &str,
+    parts: &http::request::Parts,
+) -> Result<(usize, Vec<(Arc<str>, String)>), Problem> {
+    let lookup = listener.routes.lookup(host, path, &parts.method);
+    let methods = match lookup {
+        Lookup::Found { route, params } => return Ok((*route, params)),
+        Lookup::NotFound => return Err(Problem::route_not_found()),
+        Lookup::MethodNotAllowed(methods) => methods,
+    };
+    let announced = (parts.method == Method::OPTIONS)
+        .then(|| parts.headers.get(http::header::ACCESS_CONTROL_REQUEST_METHOD))
+        .flatten()
+        .and_then(|m| Method::from_bytes(m.as_bytes()).ok());
+    if let Some(m) = announced {
+        if let Lookup::Found { route, params } = listener.routes.lookup(host, path, &m) {
+            if generation.routes.get(*route).is_some_and(|r| r.route.has_cors()) {
+                return Ok((*route, params));
+            }
+        }
+    }
+    let allow = methods.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
+    Err(Problem::method_not_allowed(
+        HeaderValue::from_str(&allow).unwrap_or(HeaderValue::from_static("")),
+    ))
 }
 
 async fn collect_response(mut body: Incoming) -> Result<Bytes, ()> {
