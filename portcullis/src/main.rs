@@ -115,7 +115,6 @@ fn report(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
@@ -149,11 +148,12 @@ fn plural(n: usize) -> &'static str {
 }
 
 fn run(path: &std::path::Path) -> anyhow::Result<()> {
-    let config = portcullis_config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let config = portcullis_config::load(path).map_err(|e| anyhow::anyhow!("the configuration does not compile\n{e}"))?;
     let rt = runtime(config.runtime.workers)?;
     rt.block_on(async {
         let gateway = portcullis_proxy::Gateway::start(config).await?;
         portcullis_proxy::watch::spawn(&gateway, Duration::from_secs(1));
+        tracing::info!("gateway ready");
         gateway.run_until_signal().await?;
         Ok(())
     })

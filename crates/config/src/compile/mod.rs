@@ -201,7 +201,7 @@ fn compile(file: ConfigFile, cx: &mut Cx<'_>) -> Config {
     );
     let listeners = listener::compile_all(&file.listeners, &routes, cx);
     if let Some(a) = &admin
-        && let Some(i) = listeners.iter().position(|l| l.address == a.address) {
+        && let Some(i) = listeners.iter().position(|l| l.address == a.address && a.address.port() != 0) {
             cx.d.error(
                 &format!("/listeners/{i}/address"),
                 format!("the address {} is also the admin address", a.address),

@@ -142,7 +142,7 @@ pub struct LoggingFile {
 }
 
 /// Policies every route gets unless it lists its own filter of that kind.
-#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DefaultsFile {
     /// Response security headers.
@@ -154,4 +154,16 @@ pub struct DefaultsFile {
     /// Refuse paths percent-encoded twice (`%252e`). Default: true.
     #[serde(default = "yes")]
     pub reject_double_encoding: bool,
+}
+
+// Written out rather than derived: a derived `Default` would ignore the
+// serde defaults above when the whole `defaults` section is absent.
+impl Default for DefaultsFile {
+    fn default() -> Self {
+        DefaultsFile {
+            security_headers: SecurityHeadersFile::default(),
+            limits: RouteLimitsFile::default(),
+            reject_double_encoding: true,
+        }
+    }
 }
