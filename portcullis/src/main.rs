@@ -148,11 +148,13 @@ fn plural(n: usize) -> &'static str {
 }
 
 fn run(path: &std::path::Path) -> anyhow::Result<()> {
+    // Fingerprinted before reading, so a change racing the load is seen.
+    let read_as = portcullis_proxy::watch::Fingerprint::of(path);
     let config = portcullis_config::load(path).map_err(|e| anyhow::anyhow!("the configuration does not compile\n{e}"))?;
     let rt = runtime(config.runtime.workers)?;
     rt.block_on(async {
         let gateway = portcullis_proxy::Gateway::start(config).await?;
-        portcullis_proxy::watch::spawn(&gateway, Duration::from_secs(1));
+        portcullis_proxy::watch::spawn(&gateway, Duration::from_secs(1), Some(read_as));
         tracing::info!("gateway ready");
         gateway.run_until_signal().await?;
         Ok(())

@@ -11,6 +11,7 @@
 mod admin;
 mod body;
 mod conn;
+mod files;
 mod gateway;
 mod headers;
 mod pipeline;

@@ -3,7 +3,7 @@
 //! files change.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use portcullis_config::runtime::{Certificate, Tls, TlsVersion};
@@ -12,6 +12,8 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::{ServerConfig, SupportedCipherSuite};
 use tokio_rustls::TlsAcceptor;
+
+use crate::files::Fingerprint;
 
 /// The cipher suites offered: forward-secret AEAD only.
 fn strong_suites() -> Vec<SupportedCipherSuite> {
@@ -101,6 +103,8 @@ pub struct TlsRuntime {
     pub acceptor: TlsAcceptor,
     resolver: Arc<SniResolver>,
     certs: Vec<Certificate>,
+    /// The files' fingerprints when they were last read.
+    read_as: Mutex<Vec<Fingerprint>>,
 }
 
 impl TlsRuntime {
@@ -127,23 +131,37 @@ impl TlsRuntime {
         } else {
             vec![b"http/1.1".to_vec()]
         };
-        Ok(TlsRuntime {
+        let rt = TlsRuntime {
             acceptor: TlsAcceptor::from(Arc::new(config)),
             resolver,
             certs: tls.certificates.clone(),
-        })
+            read_as: Mutex::new(Vec::new()),
+        };
+        // Read the files once more, fingerprinted first: a change between
+        // the config's compilation and now is then not missed.
+        if let Err(e) = rt.reload() {
+            tracing::warn!(error = %e, "certificates changed while loading; serving the ones compiled");
+        }
+        Ok(rt)
     }
 
-    /// The certificate and key files, for change detection.
-    pub fn files(&self) -> impl Iterator<Item = &std::path::Path> {
+    fn fingerprints(&self) -> Vec<Fingerprint> {
         self.certs
             .iter()
-            .flat_map(|c| [c.cert_path.as_path(), c.key_path.as_path()])
+            .flat_map(|c| [Fingerprint::of(&c.cert_path), Fingerprint::of(&c.key_path)])
+            .collect()
+    }
+
+    /// Whether a certificate or key file changed since it was last read.
+    pub fn changed_on_disk(&self) -> bool {
+        let now = self.fingerprints();
+        *self.read_as.lock().unwrap_or_else(|e| e.into_inner()) != now
     }
 
     /// Reloads every certificate from its files. All load, or nothing
     /// changes and the error is returned.
     pub fn reload(&self) -> Result<(), String> {
+        *self.read_as.lock().unwrap_or_else(|e| e.into_inner()) = self.fingerprints();
         let mut loaded = Vec::with_capacity(self.certs.len());
         for c in &self.certs {
             let (key, found) = portcullis_config::load_certificate(&c.cert_path, &c.key_path)?;

@@ -47,6 +47,35 @@ impl FakeUpstream {
 
     /// Starts on a given address (to bring a stopped upstream back).
     pub async fn start_on(name: &str, addr: SocketAddr) -> std::io::Result<FakeUpstream> {
+        Self::start_inner(name, addr, None).await
+    }
+
+    /// Starts serving HTTPS with the given PEM certificate chain and key.
+    pub async fn start_tls(name: &str, cert_pem: &str, key_pem: &str) -> FakeUpstream {
+        use rustls_pki_types::pem::PemObject;
+        let certs = rustls_pki_types::CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap();
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        Self::start_inner(name, "127.0.0.1:0".parse().unwrap(), Some(acceptor))
+            .await
+            .unwrap()
+    }
+
+    async fn start_inner(
+        name: &str,
+        addr: SocketAddr,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> std::io::Result<FakeUpstream> {
         let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
         socket.set_reuse_address(true)?;
         socket.set_nonblocking(true)?;
@@ -66,11 +95,19 @@ impl FakeUpstream {
             loop {
                 let Ok((stream, _)) = listener.accept().await else { continue };
                 let st = st.clone();
+                let tls = tls.clone();
                 conns.spawn(async move {
                     let svc = service_fn(move |req| handle(req, st.clone()));
-                    let _ = auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
+                    let builder = auto::Builder::new(TokioExecutor::new());
+                    match tls {
+                        Some(acceptor) => {
+                            let Ok(stream) = acceptor.accept(stream).await else { return };
+                            let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                        }
+                        None => {
+                            let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                        }
+                    }
                 });
             }
         });
