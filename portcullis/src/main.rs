@@ -57,18 +57,27 @@ enum Command {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
         LogFormat::Text => builder.compact().init(),
     }
 }
 
 fn runtime(workers: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
-    let workers = workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let workers =
+        workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     if workers <= 1 {
         // One worker: a single-threaded scheduler with no work stealing.
-        tokio::runtime::Builder::new_current_thread().enable_all().build()
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
     } else {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(workers)
@@ -101,8 +110,14 @@ fn main() -> ExitCode {
             print_config,
         } => {
             if print_config {
-                let addrs = portcullis_demo::DemoAddresses { gateway: listen, admin };
-                print!("{}", portcullis_demo::config_text("127.0.0.1:3000".parse().unwrap_or(listen), addrs));
+                let addrs = portcullis_demo::DemoAddresses {
+                    gateway: listen,
+                    admin,
+                };
+                print!(
+                    "{}",
+                    portcullis_demo::config_text("127.0.0.1:3000".parse().unwrap_or(listen), addrs)
+                );
                 return ExitCode::SUCCESS;
             }
             init_logging(cli.log_format);
@@ -150,7 +165,8 @@ fn plural(n: usize) -> &'static str {
 fn run(path: &std::path::Path) -> anyhow::Result<()> {
     // Fingerprinted before reading, so a change racing the load is seen.
     let read_as = portcullis_proxy::watch::Fingerprint::of(path);
-    let config = portcullis_config::load(path).map_err(|e| anyhow::anyhow!("the configuration does not compile\n{e}"))?;
+    let config = portcullis_config::load(path)
+        .map_err(|e| anyhow::anyhow!("the configuration does not compile\n{e}"))?;
     let rt = runtime(config.runtime.workers)?;
     rt.block_on(async {
         let gateway = portcullis_proxy::Gateway::start(config).await?;

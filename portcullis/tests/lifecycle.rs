@@ -82,10 +82,18 @@ async fn reload_under_continuous_load_fails_no_request() {
         if i % 2 == 1 {
             gw.signal("HUP");
         }
-        let served_before = if *to == "a" { ups.a.requests() } else { ups.b.requests() };
+        let served_before = if *to == "a" {
+            ups.a.requests()
+        } else {
+            ups.b.requests()
+        };
         assert!(
             wait_until(Duration::from_secs(10), || {
-                let now = if *to == "a" { ups.a.requests() } else { ups.b.requests() };
+                let now = if *to == "a" {
+                    ups.a.requests()
+                } else {
+                    ups.b.requests()
+                };
                 now > served_before + 5
             }),
             "traffic did not move to {to}"
@@ -96,11 +104,26 @@ async fn reload_under_continuous_load_fails_no_request() {
         l.await.unwrap();
     }
     let failed = failed.lock().await;
-    assert!(failed.is_empty(), "{} requests failed, e.g. {:?}", failed.len(), failed.first());
+    assert!(
+        failed.is_empty(),
+        "{} requests failed, e.g. {:?}",
+        failed.len(),
+        failed.first()
+    );
     assert!(ok.load(Ordering::Relaxed) > 100);
-    let metrics = client().get(gw.admin_url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = client()
+        .get(gw.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(!metrics.contains("portcullis_config_reloads_total{result=\"success\"} 0"));
-    assert!(metrics.contains("portcullis_config_reloads_total{result=\"failure\"} 0"), "{metrics}");
+    assert!(
+        metrics.contains("portcullis_config_reloads_total{result=\"failure\"} 0"),
+        "{metrics}"
+    );
     assert!(gw.stderr_contains("SIGHUP"));
 }
 
@@ -111,36 +134,70 @@ async fn a_bad_config_is_refused_and_the_old_one_keeps_serving() {
     let ups = Two::start().await;
     let gw = GatewayProcess::start(bin(), &ups.config("a", "5s"), &[]);
     let c = client();
-    assert_eq!(c.get(gw.url("main", "/x")).send().await.unwrap().headers()["x-upstream"], "a");
+    assert_eq!(
+        c.get(gw.url("main", "/x")).send().await.unwrap().headers()["x-upstream"],
+        "a"
+    );
     // Unknown upstream and an unknown key: refused with both errors located.
     let broken = ups.config("nowhere", "5s").replace("runtime:", "runtim:");
     gw.replace_config(&broken);
-    assert!(wait_until(Duration::from_secs(10), || gw.stderr_contains("configuration reload refused")));
+    assert!(wait_until(Duration::from_secs(10), || gw
+        .stderr_contains("configuration reload refused")));
     let errors: Vec<serde_json::Value> = gw
         .stderr_json()
         .into_iter()
-        .filter(|l| l["message"].as_str().is_some_and(|m| m.starts_with("configuration error")))
+        .filter(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("configuration error"))
+        })
         .collect();
-    assert!(errors.iter().any(|e| e["line"] == 4 && e["message"].as_str().unwrap().contains("unknown key \"runtim\"")), "{errors:?}");
+    assert!(
+        errors.iter().any(|e| e["line"] == 4
+            && e["message"]
+                .as_str()
+                .unwrap()
+                .contains("unknown key \"runtim\"")),
+        "{errors:?}"
+    );
     for _ in 0..10 {
         let r = c.get(gw.url("main", "/x")).send().await.unwrap();
         assert_eq!(r.status(), 200);
         assert_eq!(r.headers()["x-upstream"], "a");
     }
-    let metrics = c.get(gw.admin_url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("portcullis_config_reloads_total{result=\"failure\"} 1"), "{metrics}");
+    let metrics = c
+        .get(gw.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("portcullis_config_reloads_total{result=\"failure\"} 1"),
+        "{metrics}"
+    );
     // A semantic error (only found by compiling) is refused the same way.
     gw.replace_config(&ups.config("nowhere", "5s"));
     assert!(wait_until(Duration::from_secs(10), || {
-        gw.stderr_json()
-            .iter()
-            .any(|l| l["message"].as_str().is_some_and(|m| m.contains("unknown upstream \"nowhere\"")))
+        gw.stderr_json().iter().any(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("unknown upstream \"nowhere\""))
+        })
     }));
-    assert_eq!(c.get(gw.url("main", "/x")).send().await.unwrap().headers()["x-upstream"], "a");
+    assert_eq!(
+        c.get(gw.url("main", "/x")).send().await.unwrap().headers()["x-upstream"],
+        "a"
+    );
     // And a good config afterwards is taken.
     gw.replace_config(&ups.config("b", "5s"));
-    assert!(wait_until(Duration::from_secs(10), || gw.stderr_contains("configuration reloaded")));
-    assert_eq!(c.get(gw.url("main", "/x")).send().await.unwrap().headers()["x-upstream"], "b");
+    assert!(wait_until(Duration::from_secs(10), || gw
+        .stderr_contains("configuration reloaded")));
+    assert_eq!(
+        c.get(gw.url("main", "/x")).send().await.unwrap().headers()["x-upstream"],
+        "b"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -148,15 +205,26 @@ async fn graceful_shutdown_lets_requests_in_flight_finish() {
     let ups = Two::start().await;
     let mut gw = GatewayProcess::start(bin(), &ups.config("a", "10s"), &[]);
     let url = gw.url("main", "/delay/1500");
-    let in_flight = tokio::spawn(async move { client().get(url).send().await.map(|r| r.status().as_u16()) });
+    let in_flight =
+        tokio::spawn(async move { client().get(url).send().await.map(|r| r.status().as_u16()) });
     assert!(wait_until(Duration::from_secs(5), || ups.a.in_flight() == 1));
     gw.signal("TERM");
-    assert!(wait_until(Duration::from_secs(5), || gw.stderr_contains("shutting down")));
+    assert!(wait_until(Duration::from_secs(5), || gw
+        .stderr_contains("shutting down")));
     // New connections are no longer accepted while draining.
     let refused = client().get(gw.url("main", "/x")).send().await;
-    assert!(refused.is_err(), "a new request was accepted during shutdown");
-    assert_eq!(in_flight.await.unwrap().unwrap(), 200, "the request in flight completed");
-    let status = gw.wait_exit(Duration::from_secs(10)).expect("the gateway exited");
+    assert!(
+        refused.is_err(),
+        "a new request was accepted during shutdown"
+    );
+    assert_eq!(
+        in_flight.await.unwrap().unwrap(),
+        200,
+        "the request in flight completed"
+    );
+    let status = gw
+        .wait_exit(Duration::from_secs(10))
+        .expect("the gateway exited");
     assert!(status.success());
     assert!(gw.stderr_contains("all connections drained"));
 }
@@ -169,7 +237,9 @@ async fn shutdown_stops_waiting_at_its_deadline() {
     let _stuck = tokio::spawn(async move { client().get(url).send().await.map(|r| r.status()) });
     assert!(wait_until(Duration::from_secs(5), || ups.a.in_flight() == 1));
     gw.signal("INT");
-    let status = gw.wait_exit(Duration::from_secs(10)).expect("the gateway exited at its deadline");
+    let status = gw
+        .wait_exit(Duration::from_secs(10))
+        .expect("the gateway exited at its deadline");
     assert!(status.success());
     assert!(gw.stderr_contains("shutdown deadline reached"));
 }

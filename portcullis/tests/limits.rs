@@ -177,12 +177,20 @@ async fn too_many_or_too_large_headers_get_431() {
     let up = FakeUpstream::start("api").await;
     let gw = start(&up, 100, "5s");
     let many: String = (0..30).map(|i| format!("X-H{i}: v\r\n")).collect();
-    let resp = raw::request(gw.addr("main"), &format!("GET / HTTP/1.1\r\nHost: t\r\n{many}\r\n")).await;
+    let resp = raw::request(
+        gw.addr("main"),
+        &format!("GET / HTTP/1.1\r\nHost: t\r\n{many}\r\n"),
+    )
+    .await;
     assert_eq!(resp.status, 431);
     assert_eq!(resp.json()["code"], "headers-too-large");
 
     let big = "b".repeat(3000);
-    let resp = raw::request(gw.addr("main"), &format!("GET / HTTP/1.1\r\nHost: t\r\nX-Big: {big}\r\n\r\n")).await;
+    let resp = raw::request(
+        gw.addr("main"),
+        &format!("GET / HTTP/1.1\r\nHost: t\r\nX-Big: {big}\r\n\r\n"),
+    )
+    .await;
     assert_eq!(resp.status, 431);
     assert_eq!(resp.json()["code"], "headers-too-large");
 
@@ -199,11 +207,16 @@ async fn too_many_or_too_large_headers_get_431() {
 }
 
 async fn keepalive_request(s: &mut TcpStream) -> u16 {
-    s.write_all(b"GET /echo HTTP/1.1\r\nHost: t\r\n\r\n").await.unwrap();
+    s.write_all(b"GET /echo HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .unwrap();
     let mut buf = vec![0u8; 16384];
     let mut got = Vec::new();
     loop {
-        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await.unwrap().unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
         assert!(n > 0, "connection closed early");
         got.extend_from_slice(&buf[..n]);
         if let Some(r) = raw::parse(&got) {
@@ -224,7 +237,12 @@ async fn connections_over_the_cap_are_turned_away() {
     let mut b = TcpStream::connect(addr).await.unwrap();
     assert_eq!(keepalive_request(&mut a).await, 200);
     assert_eq!(keepalive_request(&mut b).await, 200);
-    let raw = raw::exchange(addr, b"GET /echo HTTP/1.1\r\nHost: t\r\n\r\n", Duration::from_secs(5)).await;
+    let raw = raw::exchange(
+        addr,
+        b"GET /echo HTTP/1.1\r\nHost: t\r\n\r\n",
+        Duration::from_secs(5),
+    )
+    .await;
     let resp = raw::parse(&raw).expect("a 503 for the third connection");
     assert_eq!(resp.status, 503);
     assert_eq!(resp.json()["code"], "too-many-connections");
@@ -232,7 +250,12 @@ async fn connections_over_the_cap_are_turned_away() {
     // Once one closes, a new connection is served again.
     let mut served = false;
     for _ in 0..50 {
-        let raw = raw::exchange(addr, b"GET /echo HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", Duration::from_secs(5)).await;
+        let raw = raw::exchange(
+            addr,
+            b"GET /echo HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+            Duration::from_secs(5),
+        )
+        .await;
         if raw::parse(&raw).map(|r| r.status) == Some(200) {
             served = true;
             break;
@@ -240,8 +263,18 @@ async fn connections_over_the_cap_are_turned_away() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(served);
-    let metrics = client().get(gw.admin_url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("portcullis_connections_rejected_total{listener=\"main\"} "), "{metrics}");
+    let metrics = client()
+        .get(gw.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("portcullis_connections_rejected_total{listener=\"main\"} "),
+        "{metrics}"
+    );
     assert!(!metrics.contains("portcullis_connections_rejected_total{listener=\"main\"} 0"));
     drop(b);
 }
@@ -255,5 +288,8 @@ async fn idle_keepalive_connections_are_closed() {
     // idle_timeout is 700ms: the server closes the connection on its own.
     let mut buf = [0u8; 64];
     let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await;
-    assert!(matches!(n, Ok(Ok(0)) | Ok(Err(_))), "the idle connection was not closed: {n:?}");
+    assert!(
+        matches!(n, Ok(Ok(0)) | Ok(Err(_))),
+        "the idle connection was not closed: {n:?}"
+    );
 }

@@ -68,7 +68,10 @@ async fn proxies_and_hardens_both_directions() {
     assert_eq!(seen["x-kept"][0], "end-to-end");
     assert_eq!(seen["host"][0], gw.addr("public").to_string());
     for gone in ["x-drop-me", "te", "proxy-authorization", "connection"] {
-        assert!(seen.get(gone).is_none(), "{gone} reached the upstream: {seen}");
+        assert!(
+            seen.get(gone).is_none(),
+            "{gone} reached the upstream: {seen}"
+        );
     }
 
     let line = gw.access_entry(&id);
@@ -99,7 +102,12 @@ async fn forwarding_headers_are_trusted_only_from_configured_proxies() {
     assert_eq!(h["x-forwarded-for"][0], "127.0.0.1");
     assert_eq!(h["x-forwarded-proto"][0], "http");
     assert_eq!(h["x-real-ip"][0], "127.0.0.1");
-    assert!(h["forwarded"][0].as_str().unwrap().starts_with("for=127.0.0.1;proto=http"));
+    assert!(
+        h["forwarded"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("for=127.0.0.1;proto=http")
+    );
     assert_ne!(h["x-request-id"][0], "lb-assigned-id-1");
 
     let resp = send("behind-lb").await.unwrap();
@@ -127,7 +135,11 @@ async fn forwarding_headers_are_trusted_only_from_configured_proxies() {
 async fn problems_are_json_with_the_request_id() {
     let up = FakeUpstream::start("api").await;
     let gw = start(&up);
-    let resp = client().delete(gw.url("public", "/x")).send().await.unwrap();
+    let resp = client()
+        .delete(gw.url("public", "/x"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 405);
     assert_eq!(resp.headers()["content-type"], "application/problem+json");
     assert_eq!(resp.headers()["allow"], "GET, POST, HEAD");
@@ -137,7 +149,11 @@ async fn problems_are_json_with_the_request_id() {
     assert_eq!(body["type"], "urn:portcullis:problem:method-not-allowed");
     assert_eq!(body["status"], 405);
     assert_eq!(body["request_id"], id);
-    assert_eq!(up.requests(), 0, "a refused request never reaches the upstream");
+    assert_eq!(
+        up.requests(),
+        0,
+        "a refused request never reaches the upstream"
+    );
     let line = gw.access_entry(&id);
     assert_eq!(line["decision"], "deny");
     assert_eq!(line["reason"], "method-not-allowed");
@@ -154,6 +170,9 @@ async fn plain_listener_redirects_to_https() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 308);
-    assert_eq!(resp.headers()["location"], "https://api.example.com:8443/a/b?c=1");
+    assert_eq!(
+        resp.headers()["location"],
+        "https://api.example.com:8443/a/b?c=1"
+    );
     assert_eq!(up.requests(), 0);
 }

@@ -56,7 +56,8 @@ async fn routing_and_normalisation_table() {
     for case in &table.cases {
         let host = case.host.clone().unwrap_or_else(|| "gateway.test".into());
         let (method, target) = case.request.split_once(' ').unwrap();
-        let req = format!("{method} {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        let req =
+            format!("{method} {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
         let raw = raw::exchange(addr, req.as_bytes(), Duration::from_secs(5)).await;
         let Some(resp) = raw::parse(&raw) else {
             failures.push(format!("{}: no response", case.name));
@@ -68,27 +69,61 @@ async fn routing_and_normalisation_table() {
             }
         };
         let e = &case.expect;
-        check("status", resp.status == e.status, format!("got {} body {}", resp.status, resp.body));
+        check(
+            "status",
+            resp.status == e.status,
+            format!("got {} body {}", resp.status, resp.body),
+        );
         if let Some(u) = &e.upstream {
-            check("upstream", resp.header("x-upstream") == Some(u), format!("{:?}", resp.header("x-upstream")));
+            check(
+                "upstream",
+                resp.header("x-upstream") == Some(u),
+                format!("{:?}", resp.header("x-upstream")),
+            );
         }
         if let Some(uri) = &e.uri {
-            let got = if method == "HEAD" { None } else { Some(resp.json()["uri"].clone()) };
-            check("uri", got.as_ref().is_none_or(|g| g == uri), format!("{got:?}"));
+            let got = if method == "HEAD" {
+                None
+            } else {
+                Some(resp.json()["uri"].clone())
+            };
+            check(
+                "uri",
+                got.as_ref().is_none_or(|g| g == uri),
+                format!("{got:?}"),
+            );
         }
         if let Some(code) = &e.code {
             let body = resp.json();
             check("code", body["code"] == *code.as_str(), format!("{body}"));
-            check("problem", resp.header("content-type") == Some("application/problem+json"), String::new());
+            check(
+                "problem",
+                resp.header("content-type") == Some("application/problem+json"),
+                String::new(),
+            );
         }
         if let Some(allow) = &e.allow {
-            check("allow", resp.header("allow") == Some(allow), format!("{:?}", resp.header("allow")));
+            check(
+                "allow",
+                resp.header("allow") == Some(allow),
+                format!("{:?}", resp.header("allow")),
+            );
         }
         if let Some(route) = &e.route {
             let id = resp.header("x-request-id").unwrap_or_default().to_owned();
             let line = gw.access_entry(&id);
-            check("route", line["route"] == *route, format!("{}", line["route"]));
+            check(
+                "route",
+                line["route"] == *route,
+                format!("{}", line["route"]),
+            );
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), table.cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        table.cases.len(),
+        failures.join("\n")
+    );
 }

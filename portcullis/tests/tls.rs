@@ -69,7 +69,11 @@ async fn handshake(
     config: Arc<rustls::ClientConfig>,
     addr: SocketAddr,
     sni: &str,
-) -> std::io::Result<(CertificateDer<'static>, rustls::ProtocolVersion, tokio_rustls::client::TlsStream<TcpStream>)> {
+) -> std::io::Result<(
+    CertificateDer<'static>,
+    rustls::ProtocolVersion,
+    tokio_rustls::client::TlsStream<TcpStream>,
+)> {
     let tcp = TcpStream::connect(addr).await?;
     let stream = tokio_rustls::TlsConnector::from(config)
         .connect(ServerName::try_from(sni.to_owned()).unwrap(), tcp)
@@ -87,8 +91,12 @@ fn der(pem: &str) -> CertificateDer<'static> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn versions_and_certificates_by_sni() {
     let s = setup().await;
-    let both = s.ca.client_config(&[&rustls::version::TLS13, &rustls::version::TLS12], &[b"http/1.1"]);
-    let tls12 = s.ca.client_config(&[&rustls::version::TLS12], &[b"http/1.1"]);
+    let both = s.ca.client_config(
+        &[&rustls::version::TLS13, &rustls::version::TLS12],
+        &[b"http/1.1"],
+    );
+    let tls12 =
+        s.ca.client_config(&[&rustls::version::TLS12], &[b"http/1.1"]);
     let a_leaf = der(&std::fs::read_to_string(s.gw.dir().join("a.pem")).unwrap());
     let b_leaf = der(&std::fs::read_to_string(s.gw.dir().join("b.pem")).unwrap());
     let addr = s.gw.addr("tls");
@@ -96,20 +104,37 @@ async fn versions_and_certificates_by_sni() {
     let (leaf, v, mut stream) = handshake(both.clone(), addr, "a.test").await.unwrap();
     assert_eq!(leaf, a_leaf);
     assert_eq!(v, rustls::ProtocolVersion::TLSv1_3);
-    stream.write_all(b"GET /echo HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n").await.unwrap();
+    stream
+        .write_all(b"GET /echo HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
     let mut out = Vec::new();
     let _ = stream.read_to_end(&mut out).await;
     let resp = raw::parse(&out).unwrap();
     assert_eq!(resp.status, 200);
-    assert_eq!(resp.header("strict-transport-security"), Some("max-age=31536000; includeSubDomains"));
+    assert_eq!(
+        resp.header("strict-transport-security"),
+        Some("max-age=31536000; includeSubDomains")
+    );
     assert_eq!(resp.json()["headers"]["x-forwarded-proto"][0], "https");
 
-    assert_eq!(handshake(both.clone(), addr, "b.test").await.unwrap().0, b_leaf);
-    assert_eq!(handshake(both.clone(), addr, "x.a.test").await.unwrap().0, a_leaf, "wildcard name");
+    assert_eq!(
+        handshake(both.clone(), addr, "b.test").await.unwrap().0,
+        b_leaf
+    );
+    assert_eq!(
+        handshake(both.clone(), addr, "x.a.test").await.unwrap().0,
+        a_leaf,
+        "wildcard name"
+    );
     // TLS 1.2 is accepted where allowed, refused where 1.3 is the minimum.
     let (_, v, _) = handshake(tls12.clone(), addr, "a.test").await.unwrap();
     assert_eq!(v, rustls::ProtocolVersion::TLSv1_2);
-    assert!(handshake(tls12, s.gw.addr("tls13"), "a.test").await.is_err());
+    assert!(
+        handshake(tls12, s.gw.addr("tls13"), "a.test")
+            .await
+            .is_err()
+    );
     // A name no certificate covers gets the default one, which the client rejects.
     assert!(handshake(both, addr, "c.test").await.is_err());
 }
@@ -128,9 +153,15 @@ async fn http2_by_alpn_and_h2c_by_prior_knowledge() {
     assert!(resp.headers().contains_key("strict-transport-security"));
     let echo: serde_json::Value = resp.json().await.unwrap();
     // The upstream is spoken to in HTTP/1.1, with the client's authority as Host.
-    assert_eq!(echo["headers"]["host"][0], format!("a.test:{}", s.gw.addr("tls").port()));
+    assert_eq!(
+        echo["headers"]["host"][0],
+        format!("a.test:{}", s.gw.addr("tls").port())
+    );
 
-    let h2c = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
+    let h2c = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
     let resp = h2c.get(s.gw.url("h2c", "/echo")).send().await.unwrap();
     assert_eq!(resp.version(), reqwest::Version::HTTP_2);
     assert_eq!(resp.status(), 200);
@@ -143,10 +174,14 @@ async fn http2_by_alpn_and_h2c_by_prior_knowledge() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificates_are_reloaded_when_their_files_change() {
     let s = setup().await;
-    let config = s.ca.client_config(&[&rustls::version::TLS13], &[b"http/1.1"]);
+    let config =
+        s.ca.client_config(&[&rustls::version::TLS13], &[b"http/1.1"]);
     let addr = s.gw.addr("tls");
     let old = der(&std::fs::read_to_string(s.gw.dir().join("b.pem")).unwrap());
-    assert_eq!(handshake(config.clone(), addr, "b.test").await.unwrap().0, old);
+    assert_eq!(
+        handshake(config.clone(), addr, "b.test").await.unwrap().0,
+        old
+    );
 
     let (cert, key) = s.ca.issue(&["b.test"]);
     // Replace key and certificate the way deployment tools do: new files
@@ -199,7 +234,10 @@ routes:
     let gw = GatewayProcess::start(
         bin(),
         &fill(config, &[("UP", up.addr.to_string())]),
-        &[("ca.pem", ca.pem().as_bytes()), ("other.pem", other_ca.pem().as_bytes())],
+        &[
+            ("ca.pem", ca.pem().as_bytes()),
+            ("other.pem", other_ca.pem().as_bytes()),
+        ],
     );
     let c = client();
     let good = c.get(gw.url("main", "/good")).send().await.unwrap();

@@ -10,7 +10,11 @@ use common::*;
 use serde_json::Value;
 
 fn config(targets: &[String], extra: &str) -> String {
-    let list = targets.iter().map(|t| format!("\"{t}\"")).collect::<Vec<_>>().join(", ");
+    let list = targets
+        .iter()
+        .map(|t| format!("\"{t}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
     format!(
         r#"
 version: 1
@@ -70,7 +74,8 @@ routes:
     let c = client();
     let (status, code) = problem_code(c.get(gw.url("main", "/dead")).send().await.unwrap()).await;
     assert_eq!((status, code.as_str()), (502, "upstream-failed"));
-    let (status, code) = problem_code(c.get(gw.url("main", "/delay/3000")).send().await.unwrap()).await;
+    let (status, code) =
+        problem_code(c.get(gw.url("main", "/delay/3000")).send().await.unwrap()).await;
     assert_eq!((status, code.as_str()), (504, "upstream-timeout"));
     let line = gw
         .access_log()
@@ -92,7 +97,10 @@ async fn round_robin_spreads_requests_evenly() {
     let gw = GatewayProcess::start(bin(), &config(&targets, ""), &[]);
     let c = client();
     for _ in 0..30 {
-        assert_eq!(c.get(gw.url("main", "/x")).send().await.unwrap().status(), 200);
+        assert_eq!(
+            c.get(gw.url("main", "/x")).send().await.unwrap().status(),
+            200
+        );
     }
     for u in &ups {
         assert_eq!(u.requests(), 10);
@@ -105,12 +113,17 @@ async fn least_connections_avoids_the_busy_target() {
     let b = FakeUpstream::start("b").await;
     let gw = GatewayProcess::start(
         bin(),
-        &config(&[a.addr.to_string(), b.addr.to_string()], "    balance: least_connections"),
+        &config(
+            &[a.addr.to_string(), b.addr.to_string()],
+            "    balance: least_connections",
+        ),
         &[],
     );
     let url = gw.url("main", "/delay/2000");
     let slow = tokio::spawn(async move { client().get(url).send().await.unwrap().status() });
-    assert!(wait_until(Duration::from_secs(5), || a.in_flight() + b.in_flight() == 1));
+    assert!(wait_until(Duration::from_secs(5), || a.in_flight()
+        + b.in_flight()
+        == 1));
     let idle = if a.in_flight() == 1 { "b" } else { "a" };
     let c = client();
     for _ in 0..6 {
@@ -125,7 +138,11 @@ async fn active_health_checks_take_targets_out_and_bring_them_back() {
     let a = FakeUpstream::start("a").await;
     let b = FakeUpstream::start("b").await;
     let extra = "    health_check: { path: /health, interval: 100ms, timeout: 100ms, healthy_threshold: 2, unhealthy_threshold: 2 }";
-    let gw = GatewayProcess::start(bin(), &config(&[a.addr.to_string(), b.addr.to_string()], extra), &[]);
+    let gw = GatewayProcess::start(
+        bin(),
+        &config(&[a.addr.to_string(), b.addr.to_string()], extra),
+        &[],
+    );
     let c = client();
     a.set_healthy(false);
     // Once a is out, every request goes to b.
@@ -134,7 +151,9 @@ async fn active_health_checks_take_targets_out_and_bring_them_back() {
         let mut seen = HashMap::new();
         for _ in 0..4 {
             let r = c.get(gw.url("main", "/x")).send().await.unwrap();
-            *seen.entry(r.headers()["x-upstream"].to_str().unwrap().to_owned()).or_insert(0) += 1;
+            *seen
+                .entry(r.headers()["x-upstream"].to_str().unwrap().to_owned())
+                .or_insert(0) += 1;
         }
         if seen.get("a").is_none() {
             only_b = true;
@@ -143,8 +162,21 @@ async fn active_health_checks_take_targets_out_and_bring_them_back() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(only_b, "the unhealthy target kept getting traffic");
-    let metrics = c.get(gw.admin_url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains(&format!("portcullis_upstream_target_healthy{{upstream=\"api\",target=\"{}\"}} 0", a.addr)), "{metrics}");
+    let metrics = c
+        .get(gw.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(&format!(
+            "portcullis_upstream_target_healthy{{upstream=\"api\",target=\"{}\"}} 0",
+            a.addr
+        )),
+        "{metrics}"
+    );
 
     // Both out: 503, quickly.
     b.set_healthy(false);
@@ -159,7 +191,10 @@ async fn active_health_checks_take_targets_out_and_bring_them_back() {
     // Back again.
     a.set_healthy(true);
     b.set_healthy(true);
-    assert!(wait_until(Duration::from_secs(10), || reqwest::blocking_get_status(&gw.url("main", "/x")) == 200));
+    assert!(wait_until(
+        Duration::from_secs(10),
+        || reqwest::blocking_get_status(&gw.url("main", "/x")) == 200
+    ));
     assert!(gw.stderr_contains("target healthy again"));
 }
 
@@ -167,15 +202,26 @@ async fn active_health_checks_take_targets_out_and_bring_them_back() {
 async fn failing_targets_are_ejected_passively() {
     let live = FakeUpstream::start("live").await;
     let dead = closed_port();
-    let extra = "    retries: 0\n    passive_health: { consecutive_failures: 2, ejection_time: 60s }";
+    let extra =
+        "    retries: 0\n    passive_health: { consecutive_failures: 2, ejection_time: 60s }";
     let gw = GatewayProcess::start(bin(), &config(&[live.addr.to_string(), dead], extra), &[]);
     let c = client();
     let mut statuses = Vec::new();
     for _ in 0..20 {
-        statuses.push(c.get(gw.url("main", "/x")).send().await.unwrap().status().as_u16());
+        statuses.push(
+            c.get(gw.url("main", "/x"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+        );
     }
     let failures = statuses.iter().filter(|s| **s == 502).count();
-    assert_eq!(failures, 2, "exactly the failures before ejection: {statuses:?}");
+    assert_eq!(
+        failures, 2,
+        "exactly the failures before ejection: {statuses:?}"
+    );
     assert!(statuses[10..].iter().all(|s| *s == 200), "{statuses:?}");
     assert!(gw.stderr_contains("target ejected"));
 }
@@ -188,18 +234,30 @@ async fn idempotent_requests_are_retried_on_another_target() {
     let gw = GatewayProcess::start(bin(), &config(&[live.addr.to_string(), dead], extra), &[]);
     let c = client();
     for _ in 0..10 {
-        assert_eq!(c.get(gw.url("main", "/x")).send().await.unwrap().status(), 200);
+        assert_eq!(
+            c.get(gw.url("main", "/x")).send().await.unwrap().status(),
+            200
+        );
     }
     // A POST is never retried: the ones that hit the dead target fail.
     let mut post_failures = 0;
     for _ in 0..10 {
-        let r = c.post(gw.url("main", "/x")).body("payload").send().await.unwrap();
+        let r = c
+            .post(gw.url("main", "/x"))
+            .body("payload")
+            .send()
+            .await
+            .unwrap();
         if r.status() == 502 {
             post_failures += 1;
         }
     }
     assert_eq!(post_failures, 5);
-    let retried = gw.access_log().into_iter().filter(|l| l["method"] == "GET").count();
+    let retried = gw
+        .access_log()
+        .into_iter()
+        .filter(|l| l["method"] == "GET")
+        .count();
     assert_eq!(retried, 10);
 }
 
@@ -219,17 +277,29 @@ async fn a_flapping_upstream_never_hangs_the_gateway() {
             current = Some(FakeUpstream::start_on("flappy", addr).await.unwrap());
         }
         for _ in 0..15 {
-            let status = c.get(gw.url("main", "/x")).send().await.unwrap().status().as_u16();
+            let status = c
+                .get(gw.url("main", "/x"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16();
             *codes.entry(status).or_insert(0) += 1;
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-    assert!(codes.keys().all(|s| [200, 502, 503].contains(s)), "{codes:?}");
+    assert!(
+        codes.keys().all(|s| [200, 502, 503].contains(s)),
+        "{codes:?}"
+    );
     assert!(codes.get(&200).copied().unwrap_or(0) > 0);
     assert!(codes.get(&502).copied().unwrap_or(0) + codes.get(&503).copied().unwrap_or(0) > 0);
     // Up again at the end: served again once health checks see it.
     assert!(current.is_some());
-    assert!(wait_until(Duration::from_secs(10), || reqwest::blocking_get_status(&gw.url("main", "/x")) == 200));
+    assert!(wait_until(
+        Duration::from_secs(10),
+        || reqwest::blocking_get_status(&gw.url("main", "/x")) == 200
+    ));
 }
 
 /// A tiny blocking GET for use inside `wait_until` closures.
@@ -239,8 +309,16 @@ mod reqwest {
     pub fn blocking_get_status(url: &str) -> u16 {
         let url = url.to_owned();
         std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            rt.block_on(async { ::reqwest::get(url).await.map(|r| r.status().as_u16()).unwrap_or(0) })
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                ::reqwest::get(url)
+                    .await
+                    .map(|r| r.status().as_u16())
+                    .unwrap_or(0)
+            })
         })
         .join()
         .unwrap()

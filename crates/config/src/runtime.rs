@@ -214,7 +214,9 @@ pub struct Route {
 impl Route {
     /// Whether the route has a CORS policy (and so answers preflights).
     pub fn has_cors(&self) -> bool {
-        self.filters.iter().any(|f| matches!(f, FilterSpec::Cors(_)))
+        self.filters
+            .iter()
+            .any(|f| matches!(f, FilterSpec::Cors(_)))
     }
 
     /// The body limit in force for this route.

@@ -369,10 +369,9 @@ fn plain_number(text: &str) -> Option<Value> {
             .bytes()
             .next()
             .is_some_and(|b| b.is_ascii_digit() || b == b'.');
-    if is_float_syntax
-        && let Ok(f) = t.parse::<f64>() {
-            return Number::from_f64(f).map(Value::Number);
-        }
+    if is_float_syntax && let Ok(f) = t.parse::<f64>() {
+        return Number::from_f64(f).map(Value::Number);
+    }
     None
 }
 

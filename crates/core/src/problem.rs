@@ -189,8 +189,12 @@ impl Problem {
     }
 
     pub fn bad_host() -> Self {
-        Problem::new(StatusCode::BAD_REQUEST, "bad-host", "The request is malformed")
-            .with_detail("the Host header is missing or not a host name")
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad-host",
+            "The request is malformed",
+        )
+        .with_detail("the Host header is missing or not a host name")
     }
 
     pub fn listener_closing() -> Self {

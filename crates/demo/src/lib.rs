@@ -32,7 +32,11 @@ pub fn config(
     api: SocketAddr,
     addrs: DemoAddresses,
 ) -> Result<portcullis_config::Config, portcullis_config::ConfigError> {
-    portcullis_config::load_str(&config_text(api, addrs), Arc::from("demo.yaml (built in)"), Path::new("."))
+    portcullis_config::load_str(
+        &config_text(api, addrs),
+        Arc::from("demo.yaml (built in)"),
+        Path::new("."),
+    )
 }
 
 /// The tour printed when the demo starts.

@@ -39,10 +39,19 @@ fn reply(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
     *r.status_mut() = status;
     let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+    h.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
     // Banners a real backend might leak; the gateway removes them.
-    h.insert(header::SERVER, header::HeaderValue::from_static("sample-api/1.0"));
-    h.insert("x-powered-by", header::HeaderValue::from_static("SampleFramework 2.3"));
+    h.insert(
+        header::SERVER,
+        header::HeaderValue::from_static("sample-api/1.0"),
+    );
+    h.insert(
+        "x-powered-by",
+        header::HeaderValue::from_static("SampleFramework 2.3"),
+    );
     r
 }
 
@@ -57,9 +66,19 @@ async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
     let headers: serde_json::Map<String, Value> = req
         .headers()
         .iter()
-        .map(|(k, v)| (k.as_str().to_owned(), Value::from(String::from_utf8_lossy(v.as_bytes()).into_owned())))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                Value::from(String::from_utf8_lossy(v.as_bytes()).into_owned()),
+            )
+        })
         .collect();
-    let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let not_found = || reply(StatusCode::NOT_FOUND, &json!({"error": "not found"}));
     Ok(match (&method, segments.as_slice()) {
@@ -73,9 +92,13 @@ async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
             let input: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
             reply(StatusCode::CREATED, &json!({"id": 4, "received": input}))
         }
-        (&Method::GET, ["users", id]) => find(users(), id).map_or_else(not_found, |u| reply(StatusCode::OK, &u)),
+        (&Method::GET, ["users", id]) => {
+            find(users(), id).map_or_else(not_found, |u| reply(StatusCode::OK, &u))
+        }
         (&Method::GET, ["orders"]) => reply(StatusCode::OK, &orders()),
-        (&Method::GET, ["orders", id]) => find(orders(), id).map_or_else(not_found, |o| reply(StatusCode::OK, &o)),
+        (&Method::GET, ["orders", id]) => {
+            find(orders(), id).map_or_else(not_found, |o| reply(StatusCode::OK, &o))
+        }
         _ => not_found(),
     })
 }
@@ -87,7 +110,9 @@ impl SampleApi {
         let address = listener.local_addr()?;
         tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
                 tokio::spawn(async move {
                     let _ = auto::Builder::new(TokioExecutor::new())
                         .serve_connection(TokioIo::new(stream), service_fn(handle))

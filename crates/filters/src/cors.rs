@@ -14,7 +14,13 @@ use portcullis_core::{Context, Filter, Outcome, Problem, Verdict};
 use portcullis_telemetry::events::{EventKind, EventLog, SecurityEvent};
 
 /// Request headers browsers send without a preflight (the safelist).
-const SAFELISTED_HEADERS: &[&str] = &["accept", "accept-language", "content-language", "content-type", "range"];
+const SAFELISTED_HEADERS: &[&str] = &[
+    "accept",
+    "accept-language",
+    "content-language",
+    "content-type",
+    "range",
+];
 
 /// What the request phase decided, for the response phase.
 #[derive(Clone)]
@@ -72,31 +78,53 @@ impl Cors {
         }
     }
 
-    fn deny(&self, ctx: &mut Context, code: &'static str, detail: &'static str, origin: &str) -> Verdict {
+    fn deny(
+        &self,
+        ctx: &mut Context,
+        code: &'static str,
+        detail: &'static str,
+        origin: &str,
+    ) -> Verdict {
         ctx.decide("cors", Outcome::Deny, code);
         // The origin is attacker-chosen text; keep the logged copy short.
         let shown: String = origin.chars().take(200).collect();
         self.events.emit(
-            &SecurityEvent::for_request(ctx, EventKind::CorsRejected, code).with_detail(format!("origin {shown:?}")),
+            &SecurityEvent::for_request(ctx, EventKind::CorsRejected, code)
+                .with_detail(format!("origin {shown:?}")),
         );
-        Verdict::Deny(Problem::new(StatusCode::FORBIDDEN, code, "Cross-origin request refused").with_detail(detail))
+        Verdict::Deny(
+            Problem::new(StatusCode::FORBIDDEN, code, "Cross-origin request refused")
+                .with_detail(detail),
+        )
     }
 
     fn method_allowed(&self, m: &str) -> bool {
-        matches!(m, "GET" | "HEAD" | "POST") || self.policy.allow_methods.iter().any(|x| x.as_str() == m)
+        matches!(m, "GET" | "HEAD" | "POST")
+            || self.policy.allow_methods.iter().any(|x| x.as_str() == m)
     }
 
     fn header_allowed(&self, h: &str) -> bool {
         SAFELISTED_HEADERS.contains(&h) || self.policy.allow_headers.iter().any(|x| x.as_str() == h)
     }
 
-    fn preflight(&self, ctx: &mut Context, origin: &HeaderValue, origin_str: &str, headers: &HeaderMap) -> Verdict {
+    fn preflight(
+        &self,
+        ctx: &mut Context,
+        origin: &HeaderValue,
+        origin_str: &str,
+        headers: &HeaderMap,
+    ) -> Verdict {
         let requested = headers
             .get(ACCESS_CONTROL_REQUEST_METHOD)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
         if !self.method_allowed(requested) {
-            return self.deny(ctx, "cors-method-not-allowed", "the requested method is not allowed cross-origin", origin_str);
+            return self.deny(
+                ctx,
+                "cors-method-not-allowed",
+                "the requested method is not allowed cross-origin",
+                origin_str,
+            );
         }
         let requested_headers: Vec<String> = headers
             .get_all(ACCESS_CONTROL_REQUEST_HEADERS)
@@ -107,7 +135,12 @@ impl Cors {
             .filter(|h| !h.is_empty())
             .collect();
         if !requested_headers.iter().all(|h| self.header_allowed(h)) {
-            return self.deny(ctx, "cors-header-not-allowed", "a requested header is not allowed cross-origin", origin_str);
+            return self.deny(
+                ctx,
+                "cors-header-not-allowed",
+                "a requested header is not allowed cross-origin",
+                origin_str,
+            );
         }
         ctx.decide("cors", Outcome::Respond, "preflight");
         ctx.ext.insert(Preflight);
@@ -120,12 +153,17 @@ impl Cors {
             h.insert(ACCESS_CONTROL_ALLOW_HEADERS, v.clone());
         }
         if self.policy.allow_credentials {
-            h.insert(ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+            h.insert(
+                ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                HeaderValue::from_static("true"),
+            );
         }
         h.insert(ACCESS_CONTROL_MAX_AGE, self.max_age.clone());
         h.insert(
             VARY,
-            HeaderValue::from_static("Origin, Access-Control-Request-Method, Access-Control-Request-Headers"),
+            HeaderValue::from_static(
+                "Origin, Access-Control-Request-Method, Access-Control-Request-Headers",
+            ),
         );
         Verdict::Respond(resp)
     }
@@ -139,7 +177,9 @@ fn is_same_origin(ctx: &Context, origin: &str, headers: &HeaderMap, uri: &http::
         .map(|a| a.as_str())
         .or_else(|| headers.get(HOST).and_then(|h| h.to_str().ok()));
     match (host, origin.split_once("://")) {
-        (Some(host), Some((scheme, rest))) => scheme == ctx.scheme.as_str() && rest.eq_ignore_ascii_case(host),
+        (Some(host), Some((scheme, rest))) => {
+            scheme == ctx.scheme.as_str() && rest.eq_ignore_ascii_case(host)
+        }
         _ => false,
     }
 }
@@ -154,12 +194,18 @@ impl Filter for Cors {
             return Verdict::Continue;
         };
         let origin_str = origin.to_str().unwrap_or("");
-        let is_preflight = req.method == Method::OPTIONS && req.headers.contains_key(ACCESS_CONTROL_REQUEST_METHOD);
+        let is_preflight = req.method == Method::OPTIONS
+            && req.headers.contains_key(ACCESS_CONTROL_REQUEST_METHOD);
         if !is_preflight && is_same_origin(ctx, origin_str, &req.headers, &req.uri) {
             return Verdict::Continue;
         }
         if !self.origin_allowed(origin_str) {
-            return self.deny(ctx, "cors-origin-not-allowed", "this origin may not call this route", origin_str);
+            return self.deny(
+                ctx,
+                "cors-origin-not-allowed",
+                "this origin may not call this route",
+                origin_str,
+            );
         }
         if is_preflight {
             return self.preflight(ctx, &origin, origin_str, &req.headers);
@@ -186,13 +232,20 @@ impl Filter for Cors {
         ] {
             h.remove(name);
         }
-        if !h.get_all(VARY).iter().any(|v| v.as_bytes().eq_ignore_ascii_case(b"origin")) {
+        if !h
+            .get_all(VARY)
+            .iter()
+            .any(|v| v.as_bytes().eq_ignore_ascii_case(b"origin"))
+        {
             h.append(VARY, HeaderValue::from_static("Origin"));
         }
         if let Some(Allowed(origin)) = ctx.ext.get::<Allowed>() {
             h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
             if self.policy.allow_credentials {
-                h.insert(ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+                h.insert(
+                    ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                    HeaderValue::from_static("true"),
+                );
             }
             if let Some(v) = &self.expose_headers {
                 h.insert(ACCESS_CONTROL_EXPOSE_HEADERS, v.clone());
@@ -263,7 +316,10 @@ mod tests {
         // The gateway's response phase must leave the preflight answer intact.
         let (mut parts, _) = resp.into_parts();
         f.response_headers(&mut c, &mut parts);
-        assert_eq!(parts.headers[ACCESS_CONTROL_ALLOW_ORIGIN], "https://app.example.com");
+        assert_eq!(
+            parts.headers[ACCESS_CONTROL_ALLOW_ORIGIN],
+            "https://app.example.com"
+        );
         assert_eq!(parts.headers[ACCESS_CONTROL_ALLOW_METHODS], "GET, PUT");
     }
 
@@ -272,8 +328,18 @@ mod tests {
         let f = cors(false);
         for (origin, method, headers, code) in [
             ("https://evil.com", "GET", "", "cors-origin-not-allowed"),
-            ("https://app.example.com", "DELETE", "", "cors-method-not-allowed"),
-            ("https://app.example.com", "PUT", "x-secret", "cors-header-not-allowed"),
+            (
+                "https://app.example.com",
+                "DELETE",
+                "",
+                "cors-method-not-allowed",
+            ),
+            (
+                "https://app.example.com",
+                "PUT",
+                "x-secret",
+                "cors-header-not-allowed",
+            ),
         ] {
             let mut c = ctx();
             let mut req = request(
@@ -300,9 +366,15 @@ mod tests {
         let mut c = ctx();
         let mut req = request("GET", &[("origin", "https://a.partner.com")]);
         assert!(f.request_headers(&mut c, &mut req).await.is_continue());
-        let mut resp = response(&[("access-control-allow-origin", "*"), ("access-control-allow-credentials", "true")]);
+        let mut resp = response(&[
+            ("access-control-allow-origin", "*"),
+            ("access-control-allow-credentials", "true"),
+        ]);
         f.response_headers(&mut c, &mut resp);
-        assert_eq!(resp.headers[ACCESS_CONTROL_ALLOW_ORIGIN], "https://a.partner.com");
+        assert_eq!(
+            resp.headers[ACCESS_CONTROL_ALLOW_ORIGIN],
+            "https://a.partner.com"
+        );
         assert!(resp.headers.get(ACCESS_CONTROL_ALLOW_CREDENTIALS).is_none());
         assert_eq!(resp.headers[ACCESS_CONTROL_EXPOSE_HEADERS], "x-total");
         assert_eq!(resp.headers[VARY], "Origin");
@@ -321,7 +393,10 @@ mod tests {
         let f = cors(false);
         let mut c = ctx();
         let mut req = request("POST", &[("origin", "https://evil.com")]);
-        assert!(matches!(f.request_headers(&mut c, &mut req).await, Verdict::Deny(_)));
+        assert!(matches!(
+            f.request_headers(&mut c, &mut req).await,
+            Verdict::Deny(_)
+        ));
         let mut c = ctx();
         let mut req = request("POST", &[("origin", "http://api.example.com")]);
         assert!(f.request_headers(&mut c, &mut req).await.is_continue());

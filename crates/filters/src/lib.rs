@@ -33,7 +33,9 @@ pub(crate) mod test_support {
     }
 
     pub fn request(method: &str, headers: &[(&str, &str)]) -> http::request::Parts {
-        let mut b = http::Request::builder().method(method).uri("http://api.example.com/x");
+        let mut b = http::Request::builder()
+            .method(method)
+            .uri("http://api.example.com/x");
         for (k, v) in headers {
             b = b.header(*k, *v);
         }

@@ -38,7 +38,10 @@ impl Filter for Limits {
                 ctx.decide("limits", Outcome::Deny, "body-too-large");
                 self.events.emit(
                     &SecurityEvent::for_request(ctx, EventKind::LimitExceeded, "body-too-large")
-                        .with_detail(format!("declared {n} bytes, limit {}", self.policy.max_body)),
+                        .with_detail(format!(
+                            "declared {n} bytes, limit {}",
+                            self.policy.max_body
+                        )),
                 );
                 Verdict::Deny(Problem::payload_too_large(self.policy.max_body))
             }

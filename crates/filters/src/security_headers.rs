@@ -30,9 +30,10 @@ impl Filter for SecurityHeaders {
             h.insert(name.clone(), value.clone());
         }
         if let (Some(hsts), Some(tls)) = (&self.policy.hsts, &ctx.tls)
-            && tls.hsts {
-                h.insert(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone());
-            }
+            && tls.hsts
+        {
+            h.insert(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+        }
         Verdict::Continue
     }
 }
@@ -47,8 +48,14 @@ mod tests {
     fn policy() -> SecurityHeadersPolicy {
         SecurityHeadersPolicy {
             set: vec![
-                (HeaderName::from_static("x-content-type-options"), HeaderValue::from_static("nosniff")),
-                (HeaderName::from_static("x-frame-options"), HeaderValue::from_static("DENY")),
+                (
+                    HeaderName::from_static("x-content-type-options"),
+                    HeaderValue::from_static("nosniff"),
+                ),
+                (
+                    HeaderName::from_static("x-frame-options"),
+                    HeaderValue::from_static("DENY"),
+                ),
             ],
             hsts: Some(HeaderValue::from_static("max-age=60")),
             remove: vec![HeaderName::from_static("x-aspnet-version")],
@@ -70,7 +77,10 @@ mod tests {
         assert_eq!(resp.headers["x-frame-options"], "DENY");
         assert_eq!(resp.headers["x-content-type-options"], "nosniff");
         assert!(resp.headers.get("x-aspnet-version").is_none());
-        assert!(resp.headers.get("strict-transport-security").is_none(), "no HSTS over plain HTTP");
+        assert!(
+            resp.headers.get("strict-transport-security").is_none(),
+            "no HSTS over plain HTTP"
+        );
     }
 
     #[test]
@@ -85,7 +95,10 @@ mod tests {
             });
             let mut resp = http::Response::new(()).into_parts().0;
             f.response_headers(&mut c, &mut resp);
-            assert_eq!(resp.headers.contains_key("strict-transport-security"), expected);
+            assert_eq!(
+                resp.headers.contains_key("strict-transport-security"),
+                expected
+            );
         }
     }
 }

@@ -37,17 +37,28 @@ pub async fn serve(socket: TcpListener, shared: Arc<Shared>, mut stop: watch::Re
     }
 }
 
-fn text(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+fn text(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, header::HeaderValue::from_static(content_type));
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
     r
 }
 
-async fn respond(req: Request<Incoming>, shared: Arc<Shared>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn respond(
+    req: Request<Incoming>,
+    shared: Arc<Shared>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         let p = Problem::method_not_allowed(header::HeaderValue::from_static("GET, HEAD"));
         let (parts, body) = p.to_response(&RequestId::generate()).into_parts();
@@ -58,7 +69,11 @@ async fn respond(req: Request<Incoming>, shared: Arc<Shared>) -> Result<Response
         "/healthz" => text(StatusCode::OK, json, r#"{"status":"ok"}"#),
         "/readyz" => {
             if shared.draining.load(Ordering::Acquire) {
-                text(StatusCode::SERVICE_UNAVAILABLE, json, r#"{"status":"draining"}"#)
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    json,
+                    r#"{"status":"draining"}"#,
+                )
             } else {
                 text(StatusCode::OK, json, r#"{"status":"ready"}"#)
             }

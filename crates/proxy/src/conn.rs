@@ -18,8 +18,8 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -86,7 +86,9 @@ struct HeadScan {
 enum ScanResult {
     More,
     /// The head ended; `conflict` when both framing headers were present.
-    Done { conflict: bool },
+    Done {
+        conflict: bool,
+    },
     H2Preface,
 }
 
@@ -143,7 +145,12 @@ pub struct ConnGuard<IO> {
 }
 
 impl<IO> ConnGuard<IO> {
-    pub fn new(io: IO, shared: Arc<ConnShared>, header_timeout: Duration, idle_timeout: Duration) -> Self {
+    pub fn new(
+        io: IO,
+        shared: Arc<ConnShared>,
+        header_timeout: Duration,
+        idle_timeout: Duration,
+    ) -> Self {
         // The first request must arrive within the header timeout.
         let deadline = Instant::now() + header_timeout;
         ConnGuard {
@@ -174,7 +181,12 @@ pub(crate) fn raw_problem(problem: &Problem, id: &RequestId) -> Vec<u8> {
     let status = resp.status();
     let mut out = Vec::with_capacity(512);
     out.extend_from_slice(
-        format!("HTTP/1.1 {} {}\r\n", status.as_u16(), status.canonical_reason().unwrap_or("")).as_bytes(),
+        format!(
+            "HTTP/1.1 {} {}\r\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("")
+        )
+        .as_bytes(),
     );
     for (name, value) in resp.headers() {
         out.extend_from_slice(name.as_str().as_bytes());
@@ -182,13 +194,23 @@ pub(crate) fn raw_problem(problem: &Problem, id: &RequestId) -> Vec<u8> {
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    out.extend_from_slice(format!("connection: close\r\ncontent-length: {}\r\n\r\n", resp.body().len()).as_bytes());
+    out.extend_from_slice(
+        format!(
+            "connection: close\r\ncontent-length: {}\r\n\r\n",
+            resp.body().len()
+        )
+        .as_bytes(),
+    );
     out.extend_from_slice(resp.body());
     out
 }
 
 impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for ConnGuard<IO> {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         if this.state == State::Passthrough {
             return Pin::new(&mut this.io).poll_read(cx, buf);
@@ -240,10 +262,14 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for ConnGuard<IO> {
                     State::Head => {
                         let id = RequestId::generate();
                         // Best effort: the socket is fresh and the answer small.
-                        let _ = Pin::new(&mut this.io).poll_write(cx, &raw_problem(&Problem::request_timeout(), &id));
+                        let _ = Pin::new(&mut this.io)
+                            .poll_write(cx, &raw_problem(&Problem::request_timeout(), &id));
                         let _ = this.shared.header_timed_out.set(id);
                         let _ = Pin::new(&mut this.io).poll_flush(cx);
-                        Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "request head timeout")))
+                        Poll::Ready(Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "request head timeout",
+                        )))
                     }
                     _ => {
                         // Re-check: loop once more through the state logic.
@@ -257,7 +283,11 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for ConnGuard<IO> {
 }
 
 impl<IO: AsyncWrite + Unpin> AsyncWrite for ConnGuard<IO> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
     }
 
@@ -314,12 +344,22 @@ mod tests {
 
     #[test]
     fn scan_finds_conflicting_framing_across_chunks() {
-        assert_eq!(scan_all(&[b"POST / HTTP/1.1\r\nHost: a\r\n\r\n"]), Some(false));
         assert_eq!(
-            scan_all(&[b"POST / HTTP/1.1\r\nContent-Len", b"gth: 5\r\nTransfer-Encoding: chunked\r\n", b"\r\n"]),
+            scan_all(&[b"POST / HTTP/1.1\r\nHost: a\r\n\r\n"]),
+            Some(false)
+        );
+        assert_eq!(
+            scan_all(&[
+                b"POST / HTTP/1.1\r\nContent-Len",
+                b"gth: 5\r\nTransfer-Encoding: chunked\r\n",
+                b"\r\n"
+            ]),
             Some(true)
         );
-        assert_eq!(scan_all(&[b"\r\nGET / HTTP/1.1\nTRANSFER-ENCODING: chunked\ncontent-length: 1\n\n"]), Some(true));
+        assert_eq!(
+            scan_all(&[b"\r\nGET / HTTP/1.1\nTRANSFER-ENCODING: chunked\ncontent-length: 1\n\n"]),
+            Some(true)
+        );
         assert_eq!(scan_all(&[b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"]), None);
     }
 
@@ -328,7 +368,12 @@ mod tests {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let (client, server) = tokio::io::duplex(4096);
         let shared = Arc::new(ConnShared::default());
-        let mut guard = ConnGuard::new(server, shared.clone(), Duration::from_secs(5), Duration::from_secs(60));
+        let mut guard = ConnGuard::new(
+            server,
+            shared.clone(),
+            Duration::from_secs(5),
+            Duration::from_secs(60),
+        );
         let (mut cr, mut cw) = tokio::io::split(client);
         cw.write_all(b"GET / HTTP/1.1\r\nHost").await.unwrap();
         let mut buf = [0u8; 64];
@@ -344,7 +389,12 @@ mod tests {
         // A fresh connection that never sends anything is closed without a word.
         let (_client, server) = tokio::io::duplex(4096);
         let shared = Arc::new(ConnShared::default());
-        let mut guard = ConnGuard::new(server, shared.clone(), Duration::from_secs(5), Duration::from_secs(60));
+        let mut guard = ConnGuard::new(
+            server,
+            shared.clone(),
+            Duration::from_secs(5),
+            Duration::from_secs(60),
+        );
         assert_eq!(guard.read(&mut buf).await.unwrap(), 0);
         assert!(shared.header_timed_out.get().is_none());
     }
@@ -354,8 +404,16 @@ mod tests {
         use tokio::io::AsyncWriteExt;
         let (mut client, server) = tokio::io::duplex(4096);
         let shared = Arc::new(ConnShared::default());
-        let mut guard = ConnGuard::new(server, shared.clone(), Duration::from_secs(5), Duration::from_secs(60));
-        client.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").await.unwrap();
+        let mut guard = ConnGuard::new(
+            server,
+            shared.clone(),
+            Duration::from_secs(5),
+            Duration::from_secs(60),
+        );
+        client
+            .write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+            .unwrap();
         let mut buf = [0u8; 64];
         use tokio::io::AsyncReadExt;
         let n = guard.read(&mut buf).await.unwrap();

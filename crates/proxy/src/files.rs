@@ -11,10 +11,12 @@ pub struct Fingerprint(Option<(SystemTime, u64, u64)>);
 impl Fingerprint {
     pub fn of(path: &Path) -> Fingerprint {
         use std::os::unix::fs::MetadataExt;
-        Fingerprint(
-            std::fs::metadata(path)
-                .ok()
-                .map(|m| (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len(), m.ino())),
-        )
+        Fingerprint(std::fs::metadata(path).ok().map(|m| {
+            (
+                m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                m.len(),
+                m.ino(),
+            )
+        }))
     }
 }

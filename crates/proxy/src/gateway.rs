@@ -58,10 +58,12 @@ impl Gateway {
             "Log lines dropped because the writer could not keep up",
             &[],
         );
-        let sink = LogSink::start(&sink_target(&config.logging.access_log), dropped).map_err(StartError::Log)?;
+        let sink = LogSink::start(&sink_target(&config.logging.access_log), dropped)
+            .map_err(StartError::Log)?;
         let source = config.source.clone();
         let admin_config = config.admin.clone();
-        let generation = Generation::build(config, &registry, &sink, None).map_err(StartError::Build)?;
+        let generation =
+            Generation::build(config, &registry, &sink, None).map_err(StartError::Build)?;
         let mut sockets = Vec::new();
         for l in &generation.config.listeners {
             sockets.push((l.name.clone(), l.address, bind_named(&l.name, l.address)?));
@@ -86,7 +88,9 @@ impl Gateway {
             Some(socket) => {
                 let local = socket.local_addr().map_err(|source| StartError::Bind {
                     name: "admin".into(),
-                    address: admin_config.as_ref().map_or(local_unspecified(), |a| a.address),
+                    address: admin_config
+                        .as_ref()
+                        .map_or(local_unspecified(), |a| a.address),
                     source,
                 })?;
                 let (tx, rx) = watch::channel(false);
@@ -108,7 +112,10 @@ impl Gateway {
 
     /// The bound address of each listener.
     pub fn addresses(&self) -> Vec<(Arc<str>, SocketAddr)> {
-        self.addresses.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.addresses
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn admin_address(&self) -> Option<SocketAddr> {
@@ -144,7 +151,10 @@ impl Gateway {
                     );
                 }
                 self.shared.reloads_failed.inc();
-                tracing::error!(errors = e.diagnostics.len(), "configuration reload refused; the running configuration stays");
+                tracing::error!(
+                    errors = e.diagnostics.len(),
+                    "configuration reload refused; the running configuration stays"
+                );
                 Err(e.to_string())
             }
         }
@@ -176,7 +186,8 @@ impl Gateway {
         if config.admin != old.config.admin {
             tracing::warn!("admin listener changes take effect after a restart");
         }
-        let generation = Generation::build(config, &self.shared.registry, &self.shared.sink, Some(&old))?;
+        let generation =
+            Generation::build(config, &self.shared.registry, &self.shared.sink, Some(&old))?;
 
         // Bind new addresses before touching anything.
         let mut fresh = Vec::new();
@@ -241,9 +252,15 @@ impl Gateway {
     pub async fn shutdown(&self) {
         self.shared.draining.store(true, Ordering::Release);
         let deadline = self.shared.current.load().config.runtime.shutdown_timeout;
-        tracing::info!(timeout_ms = deadline.as_millis() as u64, "shutting down; draining connections");
+        tracing::info!(
+            timeout_ms = deadline.as_millis() as u64,
+            "shutting down; draining connections"
+        );
         let listeners: Vec<RunningListener> = self.listeners.lock().await.drain(..).collect();
-        let drains: Vec<_> = listeners.into_iter().map(|l| tokio::spawn(l.drain(deadline))).collect();
+        let drains: Vec<_> = listeners
+            .into_iter()
+            .map(|l| tokio::spawn(l.drain(deadline)))
+            .collect();
         let mut clean = true;
         for d in drains {
             clean &= d.await.unwrap_or(false);

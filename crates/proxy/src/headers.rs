@@ -140,7 +140,9 @@ pub fn set_forwarding(h: &mut HeaderMap, f: &Forwarding<'_>) {
 }
 
 fn quote_if_needed(v: &str) -> String {
-    if v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b)) {
+    if v.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+    {
         v.to_owned()
     } else {
         format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
@@ -148,7 +150,11 @@ fn quote_if_needed(v: &str) -> String {
 }
 
 fn joined(h: &HeaderMap, name: &HeaderName) -> Option<String> {
-    let parts: Vec<&str> = h.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect();
+    let parts: Vec<&str> = h
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
     (!parts.is_empty()).then(|| parts.join(", "))
 }
 
@@ -194,7 +200,10 @@ mod tests {
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
-            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
         }
         h
     }
@@ -221,7 +230,10 @@ mod tests {
         let h = headers(&[("x-forwarded-for", "6.6.6.6, 203.0.113.9, 10.0.0.7")]);
         assert_eq!(client_address(&listener(&[]), peer, &h), peer);
         let l = listener(&["10.0.0.0/8"]);
-        assert_eq!(client_address(&l, peer, &h), "203.0.113.9".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            client_address(&l, peer, &h),
+            "203.0.113.9".parse::<IpAddr>().unwrap()
+        );
         let bad = headers(&[("x-forwarded-for", "203.0.113.9, garbage")]);
         assert_eq!(client_address(&l, peer, &bad), peer);
     }
@@ -244,7 +256,10 @@ mod tests {
         assert_eq!(h["x-forwarded-for"], "192.0.2.1");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-host"], "api.example.com");
-        assert_eq!(h["forwarded"], "for=192.0.2.1;proto=http;host=api.example.com");
+        assert_eq!(
+            h["forwarded"],
+            "for=192.0.2.1;proto=http;host=api.example.com"
+        );
         assert_eq!(h["x-real-ip"], "192.0.2.1");
 
         let mut h = headers(&[("x-forwarded-for", "1.2.3.4"), ("forwarded", "for=1.2.3.4")]);

@@ -29,8 +29,12 @@ impl RouteFilter {
     pub fn build(spec: &FilterSpec, events: &EventLog) -> Self {
         match spec {
             FilterSpec::Limits(p) => RouteFilter::Limits(Limits::new(p.clone(), events.clone())),
-            FilterSpec::Cors(p) => RouteFilter::Cors(Box::new(Cors::new(p.clone(), events.clone()))),
-            FilterSpec::SecurityHeaders(p) => RouteFilter::SecurityHeaders(SecurityHeaders::new(p.clone())),
+            FilterSpec::Cors(p) => {
+                RouteFilter::Cors(Box::new(Cors::new(p.clone(), events.clone())))
+            }
+            FilterSpec::SecurityHeaders(p) => {
+                RouteFilter::SecurityHeaders(SecurityHeaders::new(p.clone()))
+            }
         }
     }
 }
@@ -58,7 +62,12 @@ impl Filter for RouteFilter {
         each!(self, f => f.wants_request_body())
     }
 
-    async fn request_body(&self, ctx: &mut Context, req: &http::request::Parts, body: &Bytes) -> Verdict {
+    async fn request_body(
+        &self,
+        ctx: &mut Context,
+        req: &http::request::Parts,
+        body: &Bytes,
+    ) -> Verdict {
         each!(self, f => f.request_body(ctx, req, body).await)
     }
 
@@ -74,7 +83,12 @@ impl Filter for RouteFilter {
         each!(self, f => f.wants_response_body())
     }
 
-    fn response_body(&self, ctx: &mut Context, resp: &http::response::Parts, body: &mut Bytes) -> Verdict {
+    fn response_body(
+        &self,
+        ctx: &mut Context,
+        resp: &http::response::Parts,
+        body: &mut Bytes,
+    ) -> Verdict {
         each!(self, f => f.response_body(ctx, resp, body))
     }
 
@@ -130,7 +144,11 @@ impl Pipeline {
         self.wants_response_body
     }
 
-    pub async fn request_headers(&self, ctx: &mut Context, req: &mut http::request::Parts) -> Verdict {
+    pub async fn request_headers(
+        &self,
+        ctx: &mut Context,
+        req: &mut http::request::Parts,
+    ) -> Verdict {
         for f in &self.filters {
             let outcome = {
                 let fut = std::pin::pin!(f.request_headers(ctx, req));
@@ -145,7 +163,12 @@ impl Pipeline {
         Verdict::Continue
     }
 
-    pub async fn request_body(&self, ctx: &mut Context, req: &http::request::Parts, body: &Bytes) -> Verdict {
+    pub async fn request_body(
+        &self,
+        ctx: &mut Context,
+        req: &http::request::Parts,
+        body: &Bytes,
+    ) -> Verdict {
         for f in self.filters.iter().filter(|f| f.wants_request_body()) {
             let outcome = {
                 let fut = std::pin::pin!(f.request_body(ctx, req, body));
@@ -182,8 +205,18 @@ impl Pipeline {
         Verdict::Continue
     }
 
-    pub fn response_body(&self, ctx: &mut Context, resp: &http::response::Parts, body: &mut Bytes) -> Verdict {
-        for f in self.filters.iter().rev().filter(|f| f.wants_response_body()) {
+    pub fn response_body(
+        &self,
+        ctx: &mut Context,
+        resp: &http::response::Parts,
+        body: &mut Bytes,
+    ) -> Verdict {
+        for f in self
+            .filters
+            .iter()
+            .rev()
+            .filter(|f| f.wants_response_body())
+        {
             match std::panic::catch_unwind(AssertUnwindSafe(|| f.response_body(ctx, resp, body))) {
                 Ok(Verdict::Continue) => {}
                 Ok(other) => return other,

@@ -1,8 +1,8 @@
 //! Listening sockets and connections: the accept loop, the connection cap,
 //! the TLS handshake, HTTP/1.1 and HTTP/2 serving, and graceful draining.
 
-use std::io;
 use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -47,7 +47,12 @@ pub struct RunningListener {
 }
 
 impl RunningListener {
-    pub fn start(name: Arc<str>, configured: SocketAddr, socket: TcpListener, shared: Arc<Shared>) -> io::Result<Self> {
+    pub fn start(
+        name: Arc<str>,
+        configured: SocketAddr,
+        socket: TcpListener,
+        shared: Arc<Shared>,
+    ) -> io::Result<Self> {
         let local = socket.local_addr()?;
         let (stop, rx) = watch::channel(false);
         let task = tokio::spawn(accept_loop(socket, name.clone(), shared, rx));
@@ -71,11 +76,16 @@ impl RunningListener {
     /// Stops accepting and gives the socket back (for a new accept loop on
     /// the same address); the returned future drains this loop's
     /// connections, as [`RunningListener::drain`] does.
-    pub async fn hand_over(self, deadline: Duration) -> (Option<TcpListener>, impl Future<Output = bool> + use<>) {
+    pub async fn hand_over(
+        self,
+        deadline: Duration,
+    ) -> (Option<TcpListener>, impl Future<Output = bool> + use<>) {
         let _ = self.stop.send(true);
         let socket = self.task.await.ok();
         let stop = self.stop;
-        (socket, async move { tokio::time::timeout(deadline, stop.closed()).await.is_ok() })
+        (socket, async move {
+            tokio::time::timeout(deadline, stop.closed()).await.is_ok()
+        })
     }
 }
 
@@ -173,7 +183,8 @@ async fn serve_connection(
     let conn_shared = Arc::new(ConnShared::default());
     match tls {
         Some(tls) => {
-            let handshake = tokio::time::timeout(limits.header_timeout, tls.acceptor.accept(stream)).await;
+            let handshake =
+                tokio::time::timeout(limits.header_timeout, tls.acceptor.accept(stream)).await;
             let Ok(Ok(stream)) = handshake else {
                 counters.tls_failures.inc();
                 return;
@@ -195,10 +206,29 @@ async fn serve_connection(
             });
             if is_h2 {
                 let io = ConnGuard::passthrough(stream, conn_shared.clone());
-                run(builder(&limits).http2_only(), io, conn, shared.clone(), stop).await;
+                run(
+                    builder(&limits).http2_only(),
+                    io,
+                    conn,
+                    shared.clone(),
+                    stop,
+                )
+                .await;
             } else {
-                let io = ConnGuard::new(stream, conn_shared.clone(), limits.header_timeout, limits.idle_timeout);
-                run(builder(&limits).http1_only(), io, conn, shared.clone(), stop).await;
+                let io = ConnGuard::new(
+                    stream,
+                    conn_shared.clone(),
+                    limits.header_timeout,
+                    limits.idle_timeout,
+                );
+                run(
+                    builder(&limits).http1_only(),
+                    io,
+                    conn,
+                    shared.clone(),
+                    stop,
+                )
+                .await;
             }
         }
         None => {
@@ -209,8 +239,17 @@ async fn serve_connection(
                 tls: None,
                 shared: conn_shared.clone(),
             });
-            let io = ConnGuard::new(stream, conn_shared.clone(), limits.header_timeout, limits.idle_timeout);
-            let b = if h2c { builder(&limits) } else { builder(&limits).http1_only() };
+            let io = ConnGuard::new(
+                stream,
+                conn_shared.clone(),
+                limits.header_timeout,
+                limits.idle_timeout,
+            );
+            let b = if h2c {
+                builder(&limits)
+            } else {
+                builder(&limits).http1_only()
+            };
             run(b, io, conn, shared.clone(), stop).await;
         }
     }

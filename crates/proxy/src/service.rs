@@ -11,9 +11,11 @@ use bytes::Bytes;
 use http::header::{CONNECTION, HOST, HeaderValue, LOCATION};
 use http::uri::PathAndQuery;
 use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
-use hyper::body::Incoming;
 use http_body::Body as _;
-use portcullis_core::{Context, Outcome, Problem, RequestId, Scheme, TlsInfo, UpstreamInfo, Verdict};
+use hyper::body::Incoming;
+use portcullis_core::{
+    Context, Outcome, Problem, RequestId, Scheme, TlsInfo, UpstreamInfo, Verdict,
+};
 use portcullis_router::{Lookup, normalize_host, normalize_path};
 use portcullis_telemetry::access::AccessEntry;
 use portcullis_telemetry::events::{EventKind, SecurityEvent};
@@ -87,7 +89,10 @@ impl Completion {
             version: f.version,
             headers: &f.logged_headers,
             status: self.status,
-            bytes_in: self.stats.as_ref().map_or(0, |s| s.bytes.load(Ordering::Relaxed)),
+            bytes_in: self
+                .stats
+                .as_ref()
+                .map_or(0, |s| s.bytes.load(Ordering::Relaxed)),
             bytes_out,
             duration,
             aborted: aborted && f.method != Method::HEAD,
@@ -108,7 +113,9 @@ struct Exchange {
 
 impl Exchange {
     fn event(&self, kind: EventKind, code: &'static str) {
-        self.generation.events.emit(&SecurityEvent::for_request(&self.ctx, kind, code));
+        self.generation
+            .events
+            .emit(&SecurityEvent::for_request(&self.ctx, kind, code));
     }
 
     fn deny(&mut self, by: &'static str, problem: Problem) -> Verdict {
@@ -152,7 +159,9 @@ impl Exchange {
             parts.headers.insert(X_REQUEST_ID.clone(), v);
         }
         if self.close {
-            parts.headers.insert(CONNECTION, HeaderValue::from_static("close"));
+            parts
+                .headers
+                .insert(CONNECTION, HeaderValue::from_static("close"));
         }
     }
 
@@ -177,7 +186,9 @@ impl Exchange {
 }
 
 fn header_bytes(parts: &http::request::Parts) -> usize {
-    let line = parts.method.as_str().len() + parts.uri.path_and_query().map_or(1, |p| p.as_str().len()) + 12;
+    let line = parts.method.as_str().len()
+        + parts.uri.path_and_query().map_or(1, |p| p.as_str().len())
+        + 12;
     line + parts
         .headers
         .iter()
@@ -197,7 +208,8 @@ pub async fn handle(
     let Some(listener) = generation.listeners.get(&conn.listener) else {
         // The listener was removed by a reload; this connection is closing.
         let mut resp = Problem::listener_closing().to_response(&RequestId::generate());
-        resp.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+        resp.headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
         let (p, b) = resp.into_parts();
         return Ok(Response::from_parts(p, ResponseBody::full(b, None)));
     };
@@ -227,7 +239,13 @@ async fn serve(
         .uri
         .authority()
         .map(|a| a.as_str().to_owned())
-        .or_else(|| parts.headers.get(HOST).and_then(|h| h.to_str().ok()).map(str::to_owned));
+        .or_else(|| {
+            parts
+                .headers
+                .get(HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_owned)
+        });
     let facts = Facts {
         method: parts.method.clone(),
         host: host_raw.clone(),
@@ -256,13 +274,19 @@ async fn serve(
     if parts.headers.len() > lcfg.limits.max_headers {
         ex.close = true;
         ex.event(EventKind::LimitExceeded, "too-many-headers");
-        let v = ex.deny("http", Problem::headers_too_large("the request has too many headers"));
+        let v = ex.deny(
+            "http",
+            Problem::headers_too_large("the request has too many headers"),
+        );
         return ex.finish(v);
     }
     if header_bytes(&parts) > lcfg.limits.max_header_bytes {
         ex.close = true;
         ex.event(EventKind::LimitExceeded, "headers-too-large");
-        let v = ex.deny("http", Problem::headers_too_large("the request headers are too large"));
+        let v = ex.deny(
+            "http",
+            Problem::headers_too_large("the request headers are too large"),
+        );
         return ex.finish(v);
     }
 
@@ -306,7 +330,11 @@ async fn serve(
     ex.ctx.path_params = params;
 
     // Phase 1: request headers.
-    match route.pipeline.request_headers(&mut ex.ctx, &mut parts).await {
+    match route
+        .pipeline
+        .request_headers(&mut ex.ctx, &mut parts)
+        .await
+    {
         Verdict::Continue => {}
         v => return ex.finish(v),
     }
@@ -318,7 +346,12 @@ async fn serve(
     } else {
         let stats = Arc::new(RequestStats::default());
         ex.stats = Some(stats.clone());
-        UpstreamBody::Stream(StreamingBody::new(body, limit, lcfg.limits.body_timeout, stats))
+        UpstreamBody::Stream(StreamingBody::new(
+            body,
+            limit,
+            lcfg.limits.body_timeout,
+            stats,
+        ))
     };
     if route.pipeline.wants_request_body() {
         let bytes = match upstream_body {
@@ -331,7 +364,11 @@ async fn serve(
             },
             _ => Bytes::new(),
         };
-        match route.pipeline.request_body(&mut ex.ctx, &parts, &bytes).await {
+        match route
+            .pipeline
+            .request_body(&mut ex.ctx, &parts, &bytes)
+            .await
+        {
             Verdict::Continue => {}
             v => return ex.finish(v),
         }
@@ -386,7 +423,13 @@ async fn serve(
     };
     let result = route
         .upstream
-        .send(parts.method.clone(), pq, std::mem::take(&mut parts.headers), upstream_body, &mut info)
+        .send(
+            parts.method.clone(),
+            pq,
+            std::mem::take(&mut parts.headers),
+            upstream_body,
+            &mut info,
+        )
         .await;
     if info.attempts > 0 {
         ex.ctx.upstream = Some(info);
@@ -415,18 +458,32 @@ async fn serve(
         let mut bytes = match collect_response(rbody).await {
             Ok(b) => b,
             Err(()) => {
-                let v = ex.deny("upstream", Problem::bad_gateway().with_detail("the upstream response is too large"));
+                let v = ex.deny(
+                    "upstream",
+                    Problem::bad_gateway().with_detail("the upstream response is too large"),
+                );
                 return ex.finish(v);
             }
         };
-        match route.pipeline.response_body(&mut ex.ctx, &rparts, &mut bytes) {
+        match route
+            .pipeline
+            .response_body(&mut ex.ctx, &rparts, &mut bytes)
+        {
             Verdict::Continue => {}
             v => return ex.finish(v),
         }
         rparts.headers.remove(http::header::CONTENT_LENGTH);
-        return ex.respond(rparts, |c| ResponseBody::full(bytes, Some(c)), Some(in_flight));
+        return ex.respond(
+            rparts,
+            |c| ResponseBody::full(bytes, Some(c)),
+            Some(in_flight),
+        );
     }
-    ex.respond(rparts, |c| ResponseBody::upstream(rbody, c), Some(in_flight))
+    ex.respond(
+        rparts,
+        |c| ResponseBody::upstream(rbody, c),
+        Some(in_flight),
+    )
 }
 
 /// Finds the route. A CORS preflight (`OPTIONS` with
@@ -447,17 +504,29 @@ fn route_lookup(
         Lookup::MethodNotAllowed(methods) => methods,
     };
     let announced = (parts.method == Method::OPTIONS)
-        .then(|| parts.headers.get(http::header::ACCESS_CONTROL_REQUEST_METHOD))
+        .then(|| {
+            parts
+                .headers
+                .get(http::header::ACCESS_CONTROL_REQUEST_METHOD)
+        })
         .flatten()
         .and_then(|m| Method::from_bytes(m.as_bytes()).ok());
     if let Some(m) = announced {
         if let Lookup::Found { route, params } = listener.routes.lookup(host, path, &m) {
-            if generation.routes.get(*route).is_some_and(|r| r.route.has_cors()) {
+            if generation
+                .routes
+                .get(*route)
+                .is_some_and(|r| r.route.has_cors())
+            {
                 return Ok((*route, params));
             }
         }
     }
-    let allow = methods.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
+    let allow = methods
+        .iter()
+        .map(Method::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
     Err(Problem::method_not_allowed(
         HeaderValue::from_str(&allow).unwrap_or(HeaderValue::from_static("")),
     ))
@@ -465,7 +534,9 @@ fn route_lookup(
 
 async fn collect_response(mut body: Incoming) -> Result<Bytes, ()> {
     let mut buf = bytes::BytesMut::new();
-    while let Some(frame) = std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await {
+    while let Some(frame) =
+        std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await
+    {
         let frame = frame.map_err(|_| ())?;
         if let Ok(d) = frame.into_data() {
             if (buf.len() + d.len()) as u64 > MAX_BUFFERED_RESPONSE {
@@ -492,7 +563,10 @@ fn body_error(ex: &mut Exchange, e: &body::BodyError) -> Verdict {
         }
         body::BodyError::Client(_) => {
             ex.close = true;
-            ex.deny("http", Problem::bad_request("bad-body", "the request body could not be read"))
+            ex.deny(
+                "http",
+                Problem::bad_request("bad-body", "the request body could not be read"),
+            )
         }
     }
 }
@@ -516,19 +590,29 @@ fn upstream_error(ex: &mut Exchange, e: UpstreamError) -> Verdict {
     Verdict::Deny(problem)
 }
 
-fn redirect(mut ex: Exchange, host: Option<&str>, parts: &http::request::Parts, port: u16) -> Response<ResponseBody> {
+fn redirect(
+    mut ex: Exchange,
+    host: Option<&str>,
+    parts: &http::request::Parts,
+    port: u16,
+) -> Response<ResponseBody> {
     let Some(host) = host else {
         let v = ex.deny("http", Problem::bad_host());
         return ex.finish(v);
     };
-    let authority = if port == 443 { host.to_owned() } else { format!("{host}:{port}") };
+    let authority = if port == 443 {
+        host.to_owned()
+    } else {
+        format!("{host}:{port}")
+    };
     let pq = parts.uri.path_and_query().map_or("/", PathAndQuery::as_str);
     let location = format!("https://{authority}{pq}");
     let Ok(value) = HeaderValue::from_str(&location) else {
         let v = ex.deny("http", Problem::bad_host());
         return ex.finish(v);
     };
-    ex.ctx.decide("redirect", Outcome::Respond, "https-redirect");
+    ex.ctx
+        .decide("redirect", Outcome::Respond, "https-redirect");
     let mut resp = Response::new(Bytes::new());
     *resp.status_mut() = StatusCode::PERMANENT_REDIRECT;
     resp.headers_mut().insert(LOCATION, value);

@@ -79,8 +79,16 @@ impl Shared {
                 let l = [("listener", &**name)];
                 Arc::new(ListenerCounters {
                     active: AtomicUsize::new(0),
-                    active_gauge: r.gauge("portcullis_active_connections", "Open client connections", &l),
-                    accepted: r.counter("portcullis_connections_total", "Client connections accepted", &l),
+                    active_gauge: r.gauge(
+                        "portcullis_active_connections",
+                        "Open client connections",
+                        &l,
+                    ),
+                    accepted: r.counter(
+                        "portcullis_connections_total",
+                        "Client connections accepted",
+                        &l,
+                    ),
                     rejected: r.counter(
                         "portcullis_connections_rejected_total",
                         "Client connections turned away at the connection cap",
@@ -144,7 +152,10 @@ impl Generation {
         let events = EventLog::new(sink.clone(), registry);
         let access_log = AccessLog::new(
             sink.clone(),
-            Masker::new(config.logging.mask_headers.clone(), config.logging.mask_query_params.clone()),
+            Masker::new(
+                config.logging.mask_headers.clone(),
+                config.logging.mask_query_params.clone(),
+            ),
             config.logging.log_headers.clone(),
         );
         let mut upstreams = HashMap::new();
@@ -156,7 +167,8 @@ impl Generation {
             let rt = match reused {
                 Some(u) => u,
                 None => Arc::new(
-                    UpstreamRuntime::new(spec.clone(), registry).map_err(|e| format!("upstream \"{name}\": {e}"))?,
+                    UpstreamRuntime::new(spec.clone(), registry)
+                        .map_err(|e| format!("upstream \"{name}\": {e}"))?,
                 ),
             };
             upstreams.insert(name.clone(), rt);
@@ -167,7 +179,11 @@ impl Generation {
                 .get(&route.upstream)
                 .cloned()
                 .ok_or_else(|| format!("route \"{}\": unknown upstream", route.id))?;
-            let filters = route.filters.iter().map(|s| RouteFilter::build(s, &events)).collect();
+            let filters = route
+                .filters
+                .iter()
+                .map(|s| RouteFilter::build(s, &events))
+                .collect();
             routes.push(RouteRuntime {
                 route: route.clone(),
                 pipeline: Pipeline::new(filters),
@@ -184,13 +200,23 @@ impl Generation {
                 )),
                 None => None,
             };
-            listeners.insert(l.name.clone(), ListenerRuntime { config: l.clone(), tls });
+            listeners.insert(
+                l.name.clone(),
+                ListenerRuntime {
+                    config: l.clone(),
+                    tls,
+                },
+            );
         }
         let default_pipeline = Pipeline::new(
             config
                 .default_security_headers
                 .iter()
-                .map(|p| RouteFilter::SecurityHeaders(portcullis_filters::SecurityHeaders::new(p.clone())))
+                .map(|p| {
+                    RouteFilter::SecurityHeaders(portcullis_filters::SecurityHeaders::new(
+                        p.clone(),
+                    ))
+                })
                 .collect(),
         );
         Ok(Generation {

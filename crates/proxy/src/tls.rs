@@ -56,7 +56,9 @@ impl CertStore {
             for n in names {
                 match n.strip_prefix("*.") {
                     Some(suffix) => {
-                        wildcard.entry(suffix.to_owned()).or_insert_with(|| key.clone());
+                        wildcard
+                            .entry(suffix.to_owned())
+                            .or_insert_with(|| key.clone());
                     }
                     None => {
                         exact.entry(n.clone()).or_insert_with(|| key.clone());
@@ -78,9 +80,10 @@ impl CertStore {
                 return Some(k.clone());
             }
             if let Some((_, parent)) = name.split_once('.')
-                && let Some(k) = self.wildcard.get(parent) {
-                    return Some(k.clone());
-                }
+                && let Some(k) = self.wildcard.get(parent)
+            {
+                return Some(k.clone());
+            }
         }
         self.default.clone()
     }
@@ -167,10 +170,16 @@ impl TlsRuntime {
             let (key, found) = portcullis_config::load_certificate(&c.cert_path, &c.key_path)?;
             // Configured names stay; a certificate that named itself may
             // now name other hosts.
-            let names = if c.names_from_cert { found } else { c.names.clone() };
+            let names = if c.names_from_cert {
+                found
+            } else {
+                c.names.clone()
+            };
             loaded.push((names, key));
         }
-        self.resolver.store.store(Arc::new(CertStore::build(&loaded)));
+        self.resolver
+            .store
+            .store(Arc::new(CertStore::build(&loaded)));
         Ok(())
     }
 }

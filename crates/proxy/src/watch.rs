@@ -9,8 +9,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use crate::files::Fingerprint;
 use crate::Gateway;
+pub use crate::files::Fingerprint;
 
 /// Starts the watcher; it stops when the gateway is dropped. `config_read_as`
 /// is the configuration file's fingerprint taken before it was loaded.

@@ -39,9 +39,10 @@ pub fn normalize_host(raw: &str) -> Result<Cow<'_, str>, HostError> {
         }
     };
     if let Some(p) = port
-        && (p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit())) {
-            return Err(HostError::BadPort);
-        }
+        && (p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(HostError::BadPort);
+    }
     let host = host.strip_suffix('.').unwrap_or(host);
     if host.is_empty() {
         return Err(HostError::Empty);

@@ -1,6 +1,7 @@
 //! The access log: one JSON line per request, built from the request
 //! context after the response is complete.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, Method, Version};
@@ -67,8 +68,8 @@ struct Line<'a> {
     consumer: Option<&'a str>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     aborted: bool,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    headers: Vec<(&'a str, std::borrow::Cow<'a, str>)>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    headers: BTreeMap<&'a str, String>,
 }
 
 pub(crate) fn protocol(v: Version) -> &'static str {
@@ -126,15 +127,18 @@ impl AccessLog {
         }
         let ctx = e.ctx;
         let decision = ctx.final_decision();
-        let headers = self
-            .log_headers
-            .iter()
-            .filter_map(|name| {
-                e.headers
-                    .get(name)
-                    .map(|v| (name.as_str(), self.masker.header_value(name, v.as_bytes())))
-            })
-            .collect();
+        let mut headers = BTreeMap::new();
+        for name in &self.log_headers {
+            let values: Vec<_> = e
+                .headers
+                .get_all(name)
+                .iter()
+                .map(|v| self.masker.header_value(name, v.as_bytes()))
+                .collect();
+            if !values.is_empty() {
+                headers.insert(name.as_str(), values.join(", "));
+            }
+        }
         let line = Line {
             kind: "access",
             time: rfc3339(ctx.received_at),
@@ -154,7 +158,11 @@ impl AccessLog {
             duration_ms: millis(e.duration),
             upstream: ctx.upstream.as_ref().map(|u| &*u.name),
             target: ctx.upstream.as_ref().map(|u| &*u.target),
-            upstream_ms: ctx.upstream.as_ref().and_then(|u| u.header_time).map(millis),
+            upstream_ms: ctx
+                .upstream
+                .as_ref()
+                .and_then(|u| u.header_time)
+                .map(millis),
             decision: decision.map_or("allow", |d| d.outcome.as_str()),
             reason: decision.map(|d| &*d.code),
             decided_by: decision.map(|d| d.by),

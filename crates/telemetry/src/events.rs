@@ -161,7 +161,11 @@ mod tests {
             "10.1.2.3:999".parse().unwrap(),
             Scheme::Http,
         );
-        log.emit(&SecurityEvent::for_request(&ctx, EventKind::CorsRejected, "origin-not-allowed"));
+        log.emit(&SecurityEvent::for_request(
+            &ctx,
+            EventKind::CorsRejected,
+            "origin-not-allowed",
+        ));
         sink.flush(Duration::from_secs(5));
         let line: serde_json::Value =
             serde_json::from_str(std::fs::read_to_string(path).unwrap().trim()).unwrap();
@@ -170,8 +174,10 @@ mod tests {
         assert_eq!(line["code"], "origin-not-allowed");
         assert_eq!(line["client"], "10.1.2.3");
         assert_eq!(line["request_id"], "r1");
-        assert!(registry
-            .render()
-            .contains("portcullis_security_events_total{event=\"cors_rejected\"} 1"));
+        assert!(
+            registry
+                .render()
+                .contains("portcullis_security_events_total{event=\"cors_rejected\"} 1")
+        );
     }
 }

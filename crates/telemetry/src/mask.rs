@@ -27,7 +27,11 @@ impl Masker {
     }
 
     /// A header value as it may be logged.
-    pub fn header_value<'a>(&self, name: &HeaderName, value: &'a [u8]) -> std::borrow::Cow<'a, str> {
+    pub fn header_value<'a>(
+        &self,
+        name: &HeaderName,
+        value: &'a [u8],
+    ) -> std::borrow::Cow<'a, str> {
         if self.is_masked_header(name) {
             MASK.into()
         } else {

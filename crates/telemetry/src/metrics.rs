@@ -72,9 +72,10 @@ impl Histogram {
         let secs = d.as_secs_f64();
         // Buckets are cumulative when rendered; store per-bucket counts.
         if let Some(i) = LATENCY_BUCKETS.iter().position(|b| secs <= *b)
-            && let Some(b) = self.0.buckets.get(i) {
-                b.fetch_add(1, Ordering::Relaxed);
-            }
+            && let Some(b) = self.0.buckets.get(i)
+        {
+            b.fetch_add(1, Ordering::Relaxed);
+        }
         self.0.count.fetch_add(1, Ordering::Relaxed);
         let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         self.0.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
@@ -106,7 +107,9 @@ pub struct Registry {
 }
 
 fn escape_label(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 fn render_labels(labels: &[(&str, &str)]) -> String {
@@ -143,22 +146,38 @@ impl Registry {
         family.series.entry(key).or_insert_with(make).clone()
     }
 
-    pub fn counter(&self, name: &'static str, help: &'static str, labels: &[(&str, &str)]) -> Counter {
-        match self.get_or_insert(name, help, "counter", labels, || Series::Counter(Counter::default())) {
+    pub fn counter(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        labels: &[(&str, &str)],
+    ) -> Counter {
+        match self.get_or_insert(name, help, "counter", labels, || {
+            Series::Counter(Counter::default())
+        }) {
             Series::Counter(c) => c,
             _ => Counter::default(),
         }
     }
 
     pub fn gauge(&self, name: &'static str, help: &'static str, labels: &[(&str, &str)]) -> Gauge {
-        match self.get_or_insert(name, help, "gauge", labels, || Series::Gauge(Gauge::default())) {
+        match self.get_or_insert(name, help, "gauge", labels, || {
+            Series::Gauge(Gauge::default())
+        }) {
             Series::Gauge(g) => g,
             _ => Gauge::default(),
         }
     }
 
-    pub fn histogram(&self, name: &'static str, help: &'static str, labels: &[(&str, &str)]) -> Histogram {
-        match self.get_or_insert(name, help, "histogram", labels, || Series::Histogram(Histogram::new())) {
+    pub fn histogram(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        labels: &[(&str, &str)],
+    ) -> Histogram {
+        match self.get_or_insert(name, help, "histogram", labels, || {
+            Series::Histogram(Histogram::new())
+        }) {
             Series::Histogram(h) => h,
             _ => Histogram::new(),
         }
@@ -200,7 +219,11 @@ impl Registry {
                         let mut cumulative = 0u64;
                         for (b, count) in LATENCY_BUCKETS.iter().zip(h.0.buckets.iter()) {
                             cumulative += count.load(Ordering::Relaxed);
-                            let _ = writeln!(out, "{name}_bucket{} {cumulative}", braced(&format!("le=\"{b}\"")));
+                            let _ = writeln!(
+                                out,
+                                "{name}_bucket{} {cumulative}",
+                                braced(&format!("le=\"{b}\""))
+                            );
                         }
                         let total = h.count();
                         let _ = writeln!(out, "{name}_bucket{} {total}", braced("le=\"+Inf\""));
@@ -280,8 +303,14 @@ mod tests {
         h.observe(Duration::from_millis(3));
         h.observe(Duration::from_secs(60));
         let text = r.render();
-        assert!(text.contains("lat_seconds_bucket{le=\"0.0005\"} 1"), "{text}");
-        assert!(text.contains("lat_seconds_bucket{le=\"0.005\"} 2"), "{text}");
+        assert!(
+            text.contains("lat_seconds_bucket{le=\"0.0005\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("lat_seconds_bucket{le=\"0.005\"} 2"),
+            "{text}"
+        );
         assert!(text.contains("lat_seconds_bucket{le=\"10\"} 2"), "{text}");
         assert!(text.contains("lat_seconds_bucket{le=\"+Inf\"} 3"), "{text}");
         assert!(text.contains("lat_seconds_count 3"), "{text}");
@@ -295,7 +324,10 @@ mod tests {
         s.inc(200);
         s.inc(404);
         let text = r.render();
-        assert!(text.contains("portcullis_requests_total{route=\"we\\\"ird\",status=\"200\"} 2"), "{text}");
+        assert!(
+            text.contains("portcullis_requests_total{route=\"we\\\"ird\",status=\"200\"} 2"),
+            "{text}"
+        );
         assert!(text.contains("status=\"404\"} 1"), "{text}");
     }
 

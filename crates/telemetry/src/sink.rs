@@ -6,9 +6,9 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::metrics::Counter;
@@ -39,7 +39,9 @@ pub struct LogSink {
 
 impl std::fmt::Debug for LogSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LogSink").field("enabled", &self.is_enabled()).finish()
+        f.debug_struct("LogSink")
+            .field("enabled", &self.is_enabled())
+            .finish()
     }
 }
 
@@ -64,7 +66,11 @@ impl LogSink {
         std::thread::Builder::new()
             .name("portcullis-log".into())
             .spawn(move || run(rx, out))?;
-        Ok(LogSink { tx, enabled, dropped })
+        Ok(LogSink {
+            tx,
+            enabled,
+            dropped,
+        })
     }
 
     /// False when the target is `off`: callers skip building lines at all.
@@ -172,6 +178,9 @@ mod tests {
         assert_eq!(std::fs::read_to_string(b).unwrap(), "two\n");
         sink.switch(&SinkTarget::Off).unwrap();
         assert!(!sink.is_enabled());
-        assert!(sink.switch(&SinkTarget::File(dir.path().join("no/such/dir.log"))).is_err());
+        assert!(
+            sink.switch(&SinkTarget::File(dir.path().join("no/such/dir.log")))
+                .is_err()
+        );
     }
 }

@@ -51,7 +51,10 @@ impl GatewayProcess {
     /// `portcullis run`, and waits until it reports it is ready.
     pub fn start(bin: &Path, config: &str, files: &[(&str, &[u8])]) -> GatewayProcess {
         Self::try_start(bin, config, files).unwrap_or_else(|(gw, why)| {
-            panic!("the gateway did not start: {why}\nstderr:\n{}", gw.stderr_text())
+            panic!(
+                "the gateway did not start: {why}\nstderr:\n{}",
+                gw.stderr_text()
+            )
         })
     }
 
@@ -96,7 +99,8 @@ impl GatewayProcess {
             return Err((gw, "no \"gateway ready\" line".into()));
         }
         for line in gw.stderr_json() {
-            let (Some(name), Some(addr)) = (line["listener"].as_str(), line["address"].as_str()) else {
+            let (Some(name), Some(addr)) = (line["listener"].as_str(), line["address"].as_str())
+            else {
                 continue;
             };
             let Ok(addr) = addr.parse() else { continue };
@@ -135,7 +139,8 @@ impl GatewayProcess {
     /// Listener addresses reported since start (reloads add new ones).
     pub fn refresh_addresses(&mut self) {
         for line in self.stderr_json() {
-            if let (Some(name), Some(addr)) = (line["listener"].as_str(), line["address"].as_str()) {
+            if let (Some(name), Some(addr)) = (line["listener"].as_str(), line["address"].as_str())
+            {
                 if let (Ok(a), true) = (addr.parse(), name != "admin") {
                     self.listeners.insert(name.to_owned(), a);
                 }
@@ -160,7 +165,11 @@ impl GatewayProcess {
     }
 
     pub fn stderr_contains(&self, needle: &str) -> bool {
-        self.stderr.lock().unwrap().iter().any(|l| l.contains(needle))
+        self.stderr
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains(needle))
     }
 
     pub fn stderr_json(&self) -> Vec<Value> {
@@ -196,7 +205,10 @@ impl GatewayProcess {
     pub fn access_entry(&self, request_id: &str) -> Value {
         let mut found = None;
         wait_until(Duration::from_secs(5), || {
-            found = self.access_log().into_iter().find(|l| l["request_id"] == request_id);
+            found = self
+                .access_log()
+                .into_iter()
+                .find(|l| l["request_id"] == request_id);
             found.is_some()
         });
         found.unwrap_or_else(|| panic!("no access log line for {request_id}"))

@@ -6,7 +6,12 @@
 //! Everything binds to 127.0.0.1 on ports the OS assigns, and every wait is
 //! bounded.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod gateway;
 pub mod raw;

@@ -17,7 +17,10 @@ pub struct RawResponse {
 
 impl RawResponse {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn json(&self) -> serde_json::Value {
@@ -74,5 +77,6 @@ pub async fn read_until_close(s: &mut TcpStream, timeout: Duration) -> Vec<u8> {
 /// Sends one request with `Connection: close` semantics and parses the answer.
 pub async fn request(addr: SocketAddr, request: &str) -> RawResponse {
     let raw = exchange(addr, request.as_bytes(), Duration::from_secs(10)).await;
-    parse(&raw).unwrap_or_else(|| panic!("no parsable response: {:?}", String::from_utf8_lossy(&raw)))
+    parse(&raw)
+        .unwrap_or_else(|| panic!("no parsable response: {:?}", String::from_utf8_lossy(&raw)))
 }

@@ -23,7 +23,9 @@ impl TestCa {
         let key = KeyPair::generate().unwrap();
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, "Portcullis Test CA");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "Portcullis Test CA");
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         let cert = params.self_signed(&key).unwrap();
         let pem = cert.pem();
@@ -41,7 +43,9 @@ impl TestCa {
     /// A leaf certificate for `names`: (certificate PEM, key PEM).
     pub fn issue(&self, names: &[&str]) -> (String, String) {
         let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(names.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>()).unwrap();
+        let mut params =
+            CertificateParams::new(names.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
+                .unwrap();
         params
             .distinguished_name
             .push(DnType::CommonName, names.first().copied().unwrap_or("leaf"));
@@ -75,7 +79,11 @@ impl TestCa {
 
     /// An HTTPS client trusting this CA that resolves `names` to `addr`.
     pub fn reqwest(&self, names: &[&str], addr: SocketAddr, http2: bool) -> reqwest::Client {
-        let alpn: &[&[u8]] = if http2 { &[b"h2", b"http/1.1"] } else { &[b"http/1.1"] };
+        let alpn: &[&[u8]] = if http2 {
+            &[b"h2", b"http/1.1"]
+        } else {
+            &[b"http/1.1"]
+        };
         let config = self.client_config(&[&rustls::version::TLS13, &rustls::version::TLS12], alpn);
         let mut b = reqwest::Client::builder()
             .tls_backend_preconfigured((*config).clone())

@@ -42,7 +42,9 @@ pub struct FakeUpstream {
 
 impl FakeUpstream {
     pub async fn start(name: &str) -> FakeUpstream {
-        Self::start_on(name, "127.0.0.1:0".parse().unwrap()).await.unwrap()
+        Self::start_on(name, "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap()
     }
 
     /// Starts on a given address (to bring a stopped upstream back).
@@ -93,7 +95,9 @@ impl FakeUpstream {
         let task = tokio::spawn(async move {
             let mut conns = JoinSet::new();
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
                 let st = st.clone();
                 let tls = tls.clone();
                 conns.spawn(async move {
@@ -101,7 +105,9 @@ impl FakeUpstream {
                     let builder = auto::Builder::new(TokioExecutor::new());
                     match tls {
                         Some(acceptor) => {
-                            let Ok(stream) = acceptor.accept(stream).await else { return };
+                            let Ok(stream) = acceptor.accept(stream).await else {
+                                return;
+                            };
                             let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
                         }
                         None => {
@@ -149,11 +155,22 @@ impl Drop for FakeUpstream {
     }
 }
 
-async fn handle(req: Request<Incoming>, st: Arc<State>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(
+    req: Request<Incoming>,
+    st: Arc<State>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = req.uri().path().to_owned();
     if path == "/health" {
-        let status = if st.healthy.load(Ordering::SeqCst) { 200 } else { 503 };
-        return Ok(respond(&st, StatusCode::from_u16(status).unwrap(), Bytes::from_static(b"{}")));
+        let status = if st.healthy.load(Ordering::SeqCst) {
+            200
+        } else {
+            503
+        };
+        return Ok(respond(
+            &st,
+            StatusCode::from_u16(status).unwrap(),
+            Bytes::from_static(b"{}"),
+        ));
     }
     st.requests.fetch_add(1, Ordering::SeqCst);
     st.in_flight.fetch_add(1, Ordering::SeqCst);
@@ -163,10 +180,25 @@ async fn handle(req: Request<Incoming>, st: Arc<State>) -> Result<Response<Full<
 }
 
 async fn answer(req: Request<Incoming>, st: &State) -> Response<Full<Bytes>> {
-    let segments: Vec<String> = req.uri().path().trim_start_matches('/').split('/').map(str::to_owned).collect();
-    match segments.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    let segments: Vec<String> = req
+        .uri()
+        .path()
+        .trim_start_matches('/')
+        .split('/')
+        .map(str::to_owned)
+        .collect();
+    match segments
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["status", code] => {
-            let status = code.parse().ok().and_then(|c| StatusCode::from_u16(c).ok()).unwrap_or(StatusCode::OK);
+            let status = code
+                .parse()
+                .ok()
+                .and_then(|c| StatusCode::from_u16(c).ok())
+                .unwrap_or(StatusCode::OK);
             return respond(st, status, Bytes::from_static(b"{}"));
         }
         ["delay", ms] => {
@@ -187,7 +219,12 @@ async fn answer(req: Request<Incoming>, st: &State) -> Response<Full<Bytes>> {
             .or_default()
             .push(String::from_utf8_lossy(v.as_bytes()).into_owned());
     }
-    let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let echo = json!({
         "upstream": st.name,
         "method": method,

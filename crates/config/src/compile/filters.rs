@@ -82,9 +82,10 @@ fn parse_origin(s: &str) -> Result<OriginPattern, &'static str> {
         }
     };
     if let Some(p) = port
-        && p.parse::<u16>().is_err() {
-            return Err("the port is not a number");
-        }
+        && p.parse::<u16>().is_err()
+    {
+        return Err("the port is not a number");
+    }
     let port_part = port.map(|p| format!(":{p}")).unwrap_or_default();
     if let Some(suffix) = host.strip_prefix("*.") {
         if portcullis_router::normalize_host(suffix).is_err() || suffix.is_empty() {

@@ -237,7 +237,10 @@ fn route_table(
         .enumerate()
         .filter(|(_, r)| r.listeners.is_empty() || r.listeners.iter().any(|l| &**l == listener))
         .collect();
-    let entries = mine.iter().map(|(i, r)| (r.route.matcher.clone(), *i)).collect();
+    let entries = mine
+        .iter()
+        .map(|(i, r)| (r.route.matcher.clone(), *i))
+        .collect();
     match RouteTable::build(entries) {
         Ok(t) => Some(t),
         Err(pairs) => {

@@ -196,17 +196,25 @@ fn compile(file: ConfigFile, cx: &mut Cx<'_>) -> Config {
         &file.routes,
         &file.defaults,
         &file.listeners,
+        &file
+            .upstreams
+            .iter()
+            .map(|u| u.name.as_str())
+            .collect::<Vec<_>>(),
         &upstreams,
         cx,
     );
     let listeners = listener::compile_all(&file.listeners, &routes, cx);
     if let Some(a) = &admin
-        && let Some(i) = listeners.iter().position(|l| l.address == a.address && a.address.port() != 0) {
-            cx.d.error(
-                &format!("/listeners/{i}/address"),
-                format!("the address {} is also the admin address", a.address),
-            );
-        }
+        && let Some(i) = listeners
+            .iter()
+            .position(|l| l.address == a.address && a.address.port() != 0)
+    {
+        cx.d.error(
+            &format!("/listeners/{i}/address"),
+            format!("the address {} is also the admin address", a.address),
+        );
+    }
     Config {
         source: None,
         runtime,
@@ -257,12 +265,13 @@ fn compile_logging(file: &crate::file::LoggingFile, cx: &mut Cx<'_>) -> Logging 
         }
     }
     if let LogTarget::File(p) = &file.access_log
-        && p.as_os_str().is_empty() {
-            cx.d.error(
-                "/logging/access_log/file",
-                "the access log file path is empty",
-            );
-        }
+        && p.as_os_str().is_empty()
+    {
+        cx.d.error(
+            "/logging/access_log/file",
+            "the access log file path is empty",
+        );
+    }
     let access_log = match &file.access_log {
         LogTarget::File(p) => LogTarget::File(cx.resolve(p)),
         other => other.clone(),

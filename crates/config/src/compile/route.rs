@@ -25,9 +25,12 @@ pub(super) fn compile_all(
     files: &[RouteFile],
     defaults: &DefaultsFile,
     listeners: &[ListenerFile],
+    upstream_names: &[&str],
     upstreams: &BTreeMap<Arc<str>, Arc<Upstream>>,
     cx: &mut Cx<'_>,
 ) -> (Vec<CompiledRoute>, Option<SecurityHeadersPolicy>) {
+    // A route naming an upstream that exists in the file but failed to
+    // compile is skipped quietly: that upstream's own error says why.
     let default_limits = filters::limits(&defaults.limits);
     let default_headers =
         filters::security_headers(&defaults.security_headers, "/defaults/security_headers", cx);
@@ -54,7 +57,10 @@ pub(super) fn compile_all(
             }
         }
         if !upstreams.contains_key(f.upstream.as_str()) {
-            let names: Vec<&str> = upstreams.keys().map(|k| &**k).collect();
+            ok = false;
+        }
+        if !upstream_names.contains(&f.upstream.as_str()) {
+            let names: Vec<&str> = upstream_names.to_vec();
             cx.d.error_hint(
                 &format!("{at}/upstream"),
                 format!("unknown upstream \"{}\"", f.upstream),
@@ -78,9 +84,10 @@ pub(super) fn compile_all(
         if !filter_list
             .iter()
             .any(|s| matches!(s, FilterSpec::SecurityHeaders(_)))
-            && let Some(h) = &default_headers {
-                filter_list.push(FilterSpec::SecurityHeaders(h.clone()));
-            }
+            && let Some(h) = &default_headers
+        {
+            filter_list.push(FilterSpec::SecurityHeaders(h.clone()));
+        }
         if ok {
             out.push(CompiledRoute {
                 index: i,

@@ -55,7 +55,10 @@ fn a_good_config_compiles_with_defaults() {
     assert_eq!(c.logging.access_log, LogTarget::Stdout);
     assert!(c.logging.mask_headers.iter().any(|h| h == "authorization"));
     assert!(c.logging.mask_query_params.iter().any(|p| p == "api_key"));
-    assert!(c.path_options.reject_double_encoding, "secure default when `defaults` is absent");
+    assert!(
+        c.path_options.reject_double_encoding,
+        "secure default when `defaults` is absent"
+    );
 }
 
 #[test]

@@ -95,13 +95,14 @@ fn compile_one(f: &UpstreamFile, at: &str, cx: &mut Cx<'_>) -> Option<Upstream> 
                 },
             };
             if let Some(n) = &t.server_name
-                && !matches!(HostPattern::parse(n), Ok(HostPattern::Exact(_))) {
-                    cx.d.error(
-                        &format!("{at}/tls/server_name"),
-                        format!("\"{n}\" is not a host name"),
-                    );
-                    ok = false;
-                }
+                && !matches!(HostPattern::parse(n), Ok(HostPattern::Exact(_)))
+            {
+                cx.d.error(
+                    &format!("{at}/tls/server_name"),
+                    format!("\"{n}\" is not a host name"),
+                );
+                ok = false;
+            }
             Some(UpstreamTls {
                 ca_certs,
                 server_name: t.server_name.clone(),

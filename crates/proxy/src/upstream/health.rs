@@ -71,8 +71,10 @@ async fn probe(
     if let Some(h) = host {
         req.headers_mut().insert(http::header::HOST, h.clone());
     }
-    req.headers_mut()
-        .insert(http::header::USER_AGENT, HeaderValue::from_static("portcullis-health-check"));
+    req.headers_mut().insert(
+        http::header::USER_AGENT,
+        HeaderValue::from_static("portcullis-health-check"),
+    );
     match tokio::time::timeout(hc.timeout, client.request(req)).await {
         Ok(Ok(resp)) => hc.is_expected(resp.status().as_u16()),
         _ => false,

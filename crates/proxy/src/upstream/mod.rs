@@ -108,7 +108,9 @@ fn build_client(spec: &Upstream) -> Result<HttpClient, String> {
     match &spec.tls {
         Some(t) if !t.ca_certs.is_empty() => {
             for c in &t.ca_certs {
-                roots.add(c.clone()).map_err(|e| format!("a CA certificate is not usable: {e}"))?;
+                roots
+                    .add(c.clone())
+                    .map_err(|e| format!("a CA certificate is not usable: {e}"))?;
             }
         }
         _ => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
@@ -123,7 +125,8 @@ fn build_client(spec: &Upstream) -> Result<HttpClient, String> {
         .https_or_http();
     let builder = match spec.tls.as_ref().and_then(|t| t.server_name.clone()) {
         Some(name) => {
-            let name = rustls::pki_types::ServerName::try_from(name).map_err(|e| format!("server name: {e}"))?;
+            let name = rustls::pki_types::ServerName::try_from(name)
+                .map_err(|e| format!("server name: {e}"))?;
             builder.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name))
         }
         None => builder,
@@ -140,10 +143,15 @@ fn build_client(spec: &Upstream) -> Result<HttpClient, String> {
 impl UpstreamRuntime {
     pub fn new(spec: Arc<Upstream>, registry: &Registry) -> Result<Self, String> {
         let client = build_client(&spec)?;
-        let scheme = if spec.tls.is_some() { Scheme::HTTPS } else { Scheme::HTTP };
+        let scheme = if spec.tls.is_some() {
+            Scheme::HTTPS
+        } else {
+            Scheme::HTTP
+        };
         let mut targets = Vec::with_capacity(spec.targets.len());
         for t in &spec.targets {
-            let authority = Authority::try_from(&*t.authority).map_err(|e| format!("target {}: {e}", t.authority))?;
+            let authority = Authority::try_from(&*t.authority)
+                .map_err(|e| format!("target {}: {e}", t.authority))?;
             let labels = [("upstream", &*spec.name), ("target", &*t.authority)];
             let outcome = |o: &str| {
                 registry.counter(
@@ -257,7 +265,10 @@ impl UpstreamRuntime {
         info: &mut portcullis_core::UpstreamInfo,
     ) -> Result<(Response<Incoming>, InFlight), UpstreamError> {
         let attempts = 1 + usize::from(self.spec.retries);
-        let can_retry = attempts > 1 && self.targets.len() > 1 && is_idempotent(&method) && body.replay().is_some();
+        let can_retry = attempts > 1
+            && self.targets.len() > 1
+            && is_idempotent(&method)
+            && body.replay().is_some();
         let spare_headers = can_retry.then(|| headers.clone());
         let mut body = Some(body);
         let mut headers = Some(headers);
@@ -294,7 +305,9 @@ impl UpstreamRuntime {
             info.target = target.target.authority.clone();
             info.attempts = u8::try_from(attempt + 1).unwrap_or(u8::MAX);
             let started = Instant::now();
-            match tokio::time::timeout(self.spec.response_header_timeout, self.client.request(req)).await {
+            match tokio::time::timeout(self.spec.response_header_timeout, self.client.request(req))
+                .await
+            {
                 Ok(Ok(resp)) => {
                     let elapsed = started.elapsed();
                     info.header_time = Some(elapsed);
@@ -330,5 +343,8 @@ impl UpstreamRuntime {
 }
 
 fn is_idempotent(m: &Method) -> bool {
-    matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE)
+    matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    )
 }
