@@ -1,6 +1,13 @@
 //! The command line: `check` on every example and on broken files, the
 //! committed JSON Schema, and the demo with its tour.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 mod common;
 
 use std::io::{BufRead, BufReader};

@@ -1,6 +1,13 @@
 //! Lifecycle through the real binary: hot reload under load with no failed
 //! request, refused bad reloads, SIGHUP, graceful shutdown and its deadline.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 mod common;
 
 use std::sync::Arc;

@@ -2,6 +2,13 @@
 //! slow clients (head and body), request smuggling, header size and count,
 //! the connection cap and idle keep-alive connections.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 mod common;
 
 use std::time::Duration;

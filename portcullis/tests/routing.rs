@@ -1,5 +1,12 @@
 //! Runs the routing and normalisation table in `cases/routing.yaml`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 mod common;
 
 use std::time::Duration;

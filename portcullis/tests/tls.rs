@@ -1,6 +1,13 @@
 //! TLS through the real binary: versions, SNI certificate choice, HTTP/2 by
 //! ALPN, HSTS, certificate reload, h2c, and verified TLS to upstreams.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 mod common;
 
 use std::net::SocketAddr;

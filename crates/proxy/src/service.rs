@@ -196,6 +196,9 @@ fn header_bytes(parts: &http::request::Parts) -> usize {
         .sum::<usize>()
 }
 
+/// Values captured by a route's path template.
+type PathParams = Vec<(Arc<str>, String)>;
+
 /// The hyper service: never fails; every outcome is a response.
 pub async fn handle(
     req: Request<Incoming>,
@@ -496,7 +499,7 @@ fn route_lookup(
     host: Option<&str>,
     path: &str,
     parts: &http::request::Parts,
-) -> Result<(usize, Vec<(Arc<str>, String)>), Problem> {
+) -> Result<(usize, PathParams), Problem> {
     let lookup = listener.routes.lookup(host, path, &parts.method);
     let methods = match lookup {
         Lookup::Found { route, params } => return Ok((*route, params)),
@@ -511,16 +514,14 @@ fn route_lookup(
         })
         .flatten()
         .and_then(|m| Method::from_bytes(m.as_bytes()).ok());
-    if let Some(m) = announced {
-        if let Lookup::Found { route, params } = listener.routes.lookup(host, path, &m) {
-            if generation
-                .routes
-                .get(*route)
-                .is_some_and(|r| r.route.has_cors())
-            {
-                return Ok((*route, params));
-            }
-        }
+    if let Some(m) = announced
+        && let Lookup::Found { route, params } = listener.routes.lookup(host, path, &m)
+        && generation
+            .routes
+            .get(*route)
+            .is_some_and(|r| r.route.has_cors())
+    {
+        return Ok((*route, params));
     }
     let allow = methods
         .iter()

@@ -48,22 +48,9 @@ fn collect(reader: impl std::io::Read + Send + 'static, lines: Lines) {
 
 impl GatewayProcess {
     /// Writes `files` and the config into a fresh directory, starts
-    /// `portcullis run`, and waits until it reports it is ready.
+    /// `portcullis run`, and waits until it reports it is ready; panics with
+    /// the gateway's standard error if it does not get ready.
     pub fn start(bin: &Path, config: &str, files: &[(&str, &[u8])]) -> GatewayProcess {
-        Self::try_start(bin, config, files).unwrap_or_else(|(gw, why)| {
-            panic!(
-                "the gateway did not start: {why}\nstderr:\n{}",
-                gw.stderr_text()
-            )
-        })
-    }
-
-    /// Like `start`, but hands back the process when it does not get ready.
-    pub fn try_start(
-        bin: &Path,
-        config: &str,
-        files: &[(&str, &[u8])],
-    ) -> Result<GatewayProcess, (GatewayProcess, String)> {
         let dir = tempfile::tempdir().unwrap();
         for (name, contents) in files {
             std::fs::write(dir.path().join(name), contents).unwrap();
@@ -96,7 +83,10 @@ impl GatewayProcess {
             gw.stderr_contains("gateway ready") || gw.child.try_wait().ok().flatten().is_some()
         });
         if !ready || !gw.stderr_contains("gateway ready") {
-            return Err((gw, "no \"gateway ready\" line".into()));
+            panic!(
+                "the gateway did not get ready; stderr:\n{}",
+                gw.stderr_text()
+            );
         }
         for line in gw.stderr_json() {
             let (Some(name), Some(addr)) = (line["listener"].as_str(), line["address"].as_str())
@@ -110,7 +100,7 @@ impl GatewayProcess {
                 gw.listeners.insert(name.to_owned(), addr);
             }
         }
-        Ok(gw)
+        gw
     }
 
     pub fn dir(&self) -> &Path {
@@ -140,10 +130,9 @@ impl GatewayProcess {
     pub fn refresh_addresses(&mut self) {
         for line in self.stderr_json() {
             if let (Some(name), Some(addr)) = (line["listener"].as_str(), line["address"].as_str())
+                && let (Ok(a), true) = (addr.parse(), name != "admin")
             {
-                if let (Ok(a), true) = (addr.parse(), name != "admin") {
-                    self.listeners.insert(name.to_owned(), a);
-                }
+                self.listeners.insert(name.to_owned(), a);
             }
         }
     }

@@ -1,7 +1,8 @@
 //! Shared helpers for the integration tests: every test runs the real
 //! `portcullis` binary against in-process fake upstreams.
 
-#![allow(dead_code)]
+// Each test file uses its own subset of these helpers.
+#![allow(dead_code, unused_imports)]
 
 use std::path::Path;
 
