@@ -10,4 +10,5 @@ mod table;
 pub use host::{HostError, HostPattern, normalize_host};
 pub use normalize::{NormalizeOptions, PathError, normalize_path};
 pub use pattern::{MethodSet, PathPattern, PatternError, Segment};
+pub use http::Method;
 pub use table::{Lookup, RouteMatch, RouteTable};

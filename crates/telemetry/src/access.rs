@@ -38,7 +38,7 @@ struct Line<'a> {
     time: String,
     request_id: &'a str,
     listener: &'a str,
-    client: String,
+    client: Displayed<std::net::IpAddr>,
     method: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     host: Option<&'a str>,
@@ -70,6 +70,15 @@ struct Line<'a> {
     aborted: bool,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     headers: BTreeMap<&'a str, String>,
+}
+
+/// Serialises through `Display` without an intermediate string.
+pub(crate) struct Displayed<T>(pub T);
+
+impl<T: std::fmt::Display> Serialize for Displayed<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
 }
 
 pub(crate) fn protocol(v: Version) -> &'static str {
@@ -144,7 +153,7 @@ impl AccessLog {
             time: rfc3339(ctx.received_at),
             request_id: ctx.request_id.as_str(),
             listener: &ctx.listener,
-            client: ctx.client_addr.to_string(),
+            client: Displayed(ctx.client_addr),
             method: e.method.as_str(),
             host: e.host,
             path: e.path,
@@ -170,8 +179,6 @@ impl AccessLog {
             aborted: e.aborted,
             headers,
         };
-        if let Ok(bytes) = serde_json::to_vec(&line) {
-            self.sink.write_line(bytes);
-        }
+        self.sink.write_with(|buf| serde_json::to_writer(buf, &line));
     }
 }

@@ -135,9 +135,7 @@ impl EventLog {
             route: ev.route.as_deref(),
             detail: ev.detail.as_deref(),
         };
-        if let Ok(bytes) = serde_json::to_vec(&line) {
-            self.sink.write_line(bytes);
-        }
+        self.sink.write_with(|buf| serde_json::to_writer(buf, &line));
     }
 }
 

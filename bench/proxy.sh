@@ -1,0 +1,186 @@
+#!/usr/bin/env bash
+# Plain reverse proxying: Portcullis against nginx, in one run.
+#
+# Both proxies sit in front of the same upstream (an nginx answering a small
+# fixed body), each pinned to one core with one worker; the load generator
+# (wrk) and the upstream share the other core. Runs alternate between the
+# two proxies; the medians of RUNS runs are reported with their ratio.
+# Then the resident memory of each proxy holding 1,000 and 10,000 idle
+# keep-alive connections is measured.
+#
+#   bench/proxy.sh                 # defaults below
+#   RUNS=7 DURATION=15s CONNS=128 ACCESS_LOG=off bench/proxy.sh
+set -euo pipefail
+
+RUNS=${RUNS:-5}
+DURATION=${DURATION:-10s}
+CONNS=${CONNS:-64}
+ACCESS_LOG=${ACCESS_LOG:-on}     # on: both proxies write an access log file
+GW_CORE=${GW_CORE:-0}
+LOAD_CORE=${LOAD_CORE:-1}
+IDLE_COUNTS=${IDLE_COUNTS:-"1000 10000"}
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+RESULTS="$ROOT/bench/results"
+mkdir -p "$RESULTS"
+WORK=$(mktemp -d)
+UP_PORT=18181 NGINX_PORT=18182 PC_PORT=18183 PC_ADMIN=18184
+
+need() { command -v "$1" >/dev/null 2>&1 || { echo "installing $2"; DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$2" >/dev/null; }; }
+need nginx nginx
+need wrk wrk
+need taskset util-linux
+need python3 python3
+
+ulimit -n "$(ulimit -Hn)"
+
+cleanup() {
+    for p in "$WORK"/*.pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null || true; done
+    [ -n "${PC_PID:-}" ] && kill "$PC_PID" 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+echo "building portcullis (release)..."
+(cd "$ROOT" && cargo build --release -q -p portcullis)
+PORTCULLIS="$ROOT/target/release/portcullis"
+
+BODY='{"id":1,"username":"alice","email":"alice@example.com","role":"admin","active":true}'
+
+cat > "$WORK/upstream.conf" <<CONF
+worker_processes 1;
+pid $WORK/upstream.pid;
+error_log $WORK/upstream-error.log;
+events { worker_connections 20000; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    server {
+        listen 127.0.0.1:$UP_PORT reuseport backlog=4096;
+        location / { default_type application/json; return 200 '$BODY'; }
+    }
+}
+CONF
+
+if [ "$ACCESS_LOG" = on ]; then NGINX_LOG="access_log $WORK/nginx-access.log;"; PC_LOG="access_log: { file: $WORK/portcullis-access.log }"; else NGINX_LOG="access_log off;"; PC_LOG="access_log: off"; fi
+
+cat > "$WORK/nginx.conf" <<CONF
+worker_processes 1;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx-error.log;
+events { worker_connections 20000; }
+http {
+    $NGINX_LOG
+    keepalive_requests 1000000;
+    upstream api { server 127.0.0.1:$UP_PORT; keepalive 256; }
+    server {
+        listen 127.0.0.1:$NGINX_PORT backlog=4096;
+        location / {
+            proxy_pass http://api;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host \$host;
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+        }
+    }
+}
+CONF
+
+cat > "$WORK/portcullis.yaml" <<CONF
+version: 1
+runtime: { workers: 1 }
+admin: { address: "127.0.0.1:$PC_ADMIN" }
+logging:
+  $PC_LOG
+listeners:
+  - name: main
+    address: "127.0.0.1:$PC_PORT"
+    limits: { max_connections: 20000 }
+upstreams:
+  - name: api
+    targets: ["127.0.0.1:$UP_PORT"]
+    max_idle_connections: 256
+routes:
+  - id: all
+    match: { path_prefix: / }
+    upstream: api
+CONF
+
+taskset -c "$LOAD_CORE" nginx -c "$WORK/upstream.conf"
+taskset -c "$GW_CORE" nginx -c "$WORK/nginx.conf"
+taskset -c "$GW_CORE" "$PORTCULLIS" run --config "$WORK/portcullis.yaml" >/dev/null 2>"$WORK/portcullis.err" &
+PC_PID=$!
+for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PC_PORT/" >/dev/null && break; sleep 0.1; done
+curl -sf "http://127.0.0.1:$NGINX_PORT/" >/dev/null
+
+# wrk output -> "rps p50_ms p99_ms"
+measure() {
+    local out
+    out=$(taskset -c "$LOAD_CORE" wrk -t1 -c"$CONNS" -d"$DURATION" --latency "http://127.0.0.1:$1/users/1")
+    echo "$out" | awk '
+        function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
+        /Requests\/sec/ { rps=$2 }
+        /^ +50%/ { p50=ms($2) }
+        /^ +99%/ { p99=ms($2) }
+        /Non-2xx/ { bad=$4 }
+        END { printf "%s %.3f %.3f %s\n", rps, p50, p99, (bad==""?0:bad) }'
+}
+
+median() { sort -g | awk '{a[NR]=$1} END { print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2) }'; }
+
+echo "warming up..."
+taskset -c "$LOAD_CORE" wrk -t1 -c"$CONNS" -d3s "http://127.0.0.1:$PC_PORT/users/1" >/dev/null
+taskset -c "$LOAD_CORE" wrk -t1 -c"$CONNS" -d3s "http://127.0.0.1:$NGINX_PORT/users/1" >/dev/null
+
+: > "$WORK/pc.txt"; : > "$WORK/nx.txt"
+for i in $(seq "$RUNS"); do
+    if [ $((i % 2)) -eq 1 ]; then order="pc nx"; else order="nx pc"; fi
+    for who in $order; do
+        port=$([ "$who" = pc ] && echo $PC_PORT || echo $NGINX_PORT)
+        line=$(measure "$port")
+        echo "$line" >> "$WORK/$who.txt"
+        echo "run $i $who: $line"
+    done
+done
+
+col() { awk -v c="$2" '{print $c}' "$WORK/$1.txt" | median; }
+PC_RPS=$(col pc 1); NX_RPS=$(col nx 1)
+PC_P50=$(col pc 2); NX_P50=$(col nx 2)
+PC_P99=$(col pc 3); NX_P99=$(col nx 3)
+PC_BAD=$(awk '{s+=$4} END {print s+0}' "$WORK/pc.txt")
+
+rss_kb() { local total=0; for p in "$@"; do total=$((total + $(awk '/VmRSS/ {print $2}' "/proc/$p/status"))); done; echo $total; }
+nginx_pids() { echo "$(cat "$WORK/nginx.pid") $(pgrep -P "$(cat "$WORK/nginx.pid")" | tr '\n' ' ')"; }
+
+RSS_LINES=""
+for n in $IDLE_COUNTS; do
+    for who in pc nx; do
+        port=$([ "$who" = pc ] && echo $PC_PORT || echo $NGINX_PORT)
+        python3 "$ROOT/bench/idle_conns.py" 127.0.0.1 "$port" "$n" /users/1 > "$WORK/idle.out" &
+        idle=$!
+        for _ in $(seq 600); do grep -q ready "$WORK/idle.out" 2>/dev/null && break; sleep 0.1; done
+        sleep 1
+        if [ "$who" = pc ]; then kb=$(rss_kb "$PC_PID"); else kb=$(rss_kb $(nginx_pids)); fi
+        kill $idle 2>/dev/null; wait $idle 2>/dev/null || true
+        eval "RSS_${who}_$n=$kb"
+        sleep 2
+    done
+    RSS_LINES+=$(printf "\n  %6d idle connections: portcullis %7.1f MiB   nginx %7.1f MiB" "$n" \
+        "$(echo "$(eval echo \$RSS_pc_$n) / 1024" | bc -l)" "$(echo "$(eval echo \$RSS_nx_$n) / 1024" | bc -l)")
+done
+
+REPORT=$(cat <<TXT
+Plain proxying, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $RUNS runs of $DURATION, $CONNS connections, access log $ACCESS_LOG
+proxy on core $GW_CORE (1 worker each), wrk and upstream on core $LOAD_CORE; medians:
+
+  portcullis  $(printf "%9.0f req/s   p50 %6.3f ms   p99 %6.3f ms" "$PC_RPS" "$PC_P50" "$PC_P99")
+  nginx       $(printf "%9.0f req/s   p50 %6.3f ms   p99 %6.3f ms" "$NX_RPS" "$NX_P50" "$NX_P99")
+  ratio       $(printf "%9.2fx throughput     p99 %.2fx of nginx's" "$(echo "$PC_RPS / $NX_RPS" | bc -l)" "$(echo "$PC_P99 / $NX_P99" | bc -l)")
+  portcullis non-2xx responses: $PC_BAD
+
+Resident memory with idle keep-alive connections:$RSS_LINES
+TXT
+)
+echo
+echo "$REPORT"
+echo "$REPORT" > "$RESULTS/proxy-$(date -u +%Y%m%dT%H%M%S).txt"
