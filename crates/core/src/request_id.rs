@@ -6,9 +6,10 @@ use std::fmt;
 const MAX_INCOMING_LEN: usize = 128;
 
 /// The id that ties a request's log line, security events, upstream request
-/// and error body together.
+/// and error body together. Held as a header value, since that is where it
+/// goes most often (upstream and back); clones share the bytes.
 #[derive(Clone, PartialEq, Eq)]
-pub struct RequestId(Box<str>);
+pub struct RequestId(http::HeaderValue);
 
 impl RequestId {
     /// A fresh random id: 128 bits as 32 lowercase hex digits.
@@ -16,17 +17,18 @@ impl RequestId {
     /// Uniqueness is what matters here, not secrecy, so a fast
     /// non-cryptographic generator (seeded per thread from the OS) is enough.
     pub fn generate() -> Self {
-        let mut out = String::with_capacity(32);
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 32];
         let value = fastrand::u128(..);
-        for shift in (0..32).rev() {
-            let nibble = ((value >> (shift * 4)) & 0xf) as u8;
-            out.push(char::from(if nibble < 10 {
-                b'0' + nibble
-            } else {
-                b'a' + nibble - 10
-            }));
+        for (i, slot) in out.iter_mut().enumerate() {
+            let nibble = (value >> ((31 - i) * 4)) & 0xf;
+            *slot = HEX.get(nibble as usize).copied().unwrap_or(b'0');
         }
-        RequestId(out.into_boxed_str())
+        // Hex digits are always a valid header value.
+        RequestId(
+            http::HeaderValue::from_maybe_shared(bytes::Bytes::copy_from_slice(&out))
+                .unwrap_or(http::HeaderValue::from_static("0")),
+        )
     }
 
     /// Takes an incoming id if it is well-formed (see
@@ -35,11 +37,17 @@ impl RequestId {
         if !is_acceptable_request_id(value) {
             return None;
         }
-        std::str::from_utf8(value).ok().map(|s| RequestId(s.into()))
+        http::HeaderValue::from_bytes(value).ok().map(RequestId)
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        // Only ASCII ids are ever made (see `is_acceptable_request_id`).
+        self.0.to_str().unwrap_or("")
+    }
+
+    /// The id as a header value (a cheap clone).
+    pub fn header_value(&self) -> http::HeaderValue {
+        self.0.clone()
     }
 }
 
@@ -55,13 +63,13 @@ pub fn is_acceptable_request_id(value: &[u8]) -> bool {
 
 impl fmt::Display for RequestId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
 impl fmt::Debug for RequestId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "RequestId({})", self.0)
+        write!(f, "RequestId({})", self.as_str())
     }
 }
 

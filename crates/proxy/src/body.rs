@@ -14,6 +14,7 @@ use hyper::body::Incoming;
 use tokio::time::{Instant, Sleep};
 
 use crate::service::Completion;
+use crate::upstream::{ExchangeError, ResponseStream};
 
 /// What happened to a request body, shared with the request's handler
 /// (the body itself is consumed by the upstream connection).
@@ -170,7 +171,7 @@ pub async fn collect(mut body: StreamingBody) -> Result<Bytes, BodyError> {
 }
 
 enum Inner {
-    Upstream(Incoming),
+    Upstream(ResponseStream),
     Full(Option<Bytes>),
 }
 
@@ -185,7 +186,7 @@ pub struct ResponseBody {
 }
 
 impl ResponseBody {
-    pub fn upstream(body: Incoming, completion: Box<Completion>) -> Self {
+    pub fn upstream(body: ResponseStream, completion: Box<Completion>) -> Self {
         ResponseBody {
             inner: Inner::Upstream(body),
             sent: 0,
@@ -212,12 +213,12 @@ impl ResponseBody {
 
 impl Body for ResponseBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = ExchangeError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut TaskCx<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, ExchangeError>>> {
         let this = self.get_mut();
         let next = match &mut this.inner {
             Inner::Full(b) => b.take().map(|b| Ok(Frame::data(b))),

@@ -97,37 +97,50 @@ impl HeadScan {
         *self = HeadScan::default();
     }
 
-    fn feed(&mut self, bytes: &[u8]) -> ScanResult {
-        for &b in bytes {
-            if b == b'\n' {
-                let line = self.line.get(..self.len).unwrap_or(&[]);
-                let empty = self.line_bytes == 0 || (self.line_bytes == 1 && line == b"\r");
-                if !self.first_line_done {
-                    if !empty {
-                        if line.starts_with(b"pri * http/2.0") {
-                            return ScanResult::H2Preface;
-                        }
-                        self.first_line_done = true;
-                    }
-                } else if empty {
-                    return ScanResult::Done {
-                        conflict: self.saw_cl && self.saw_te,
-                    };
-                } else if line.starts_with(b"content-length") {
-                    self.saw_cl = true;
-                } else if line.starts_with(b"transfer-encoding") {
-                    self.saw_te = true;
-                }
-                self.len = 0;
-                self.line_bytes = 0;
-            } else {
-                self.line_bytes += 1;
-                if let Some(slot) = self.line.get_mut(self.len) {
-                    *slot = b.to_ascii_lowercase();
-                    self.len += 1;
-                }
-            }
+    /// Keeps the start of the current line (lower-cased; only the start
+    /// matters for the names looked for) and counts its length.
+    fn absorb(&mut self, part: &[u8]) {
+        self.line_bytes += part.len();
+        let room = self.line.len() - self.len;
+        for (slot, b) in self
+            .line
+            .iter_mut()
+            .skip(self.len)
+            .zip(part.iter().take(room))
+        {
+            *slot = b.to_ascii_lowercase();
         }
+        self.len += room.min(part.len());
+    }
+
+    fn feed(&mut self, bytes: &[u8]) -> ScanResult {
+        let mut rest = bytes;
+        while let Some(i) = memchr::memchr(b'\n', rest) {
+            let (part, after) = rest.split_at(i);
+            self.absorb(part);
+            rest = after.get(1..).unwrap_or(&[]);
+            let line = self.line.get(..self.len).unwrap_or(&[]);
+            let empty = self.line_bytes == 0 || (self.line_bytes == 1 && line == b"\r");
+            if !self.first_line_done {
+                if !empty {
+                    if line.starts_with(b"pri * http/2.0") {
+                        return ScanResult::H2Preface;
+                    }
+                    self.first_line_done = true;
+                }
+            } else if empty {
+                return ScanResult::Done {
+                    conflict: self.saw_cl && self.saw_te,
+                };
+            } else if line.starts_with(b"content-length") {
+                self.saw_cl = true;
+            } else if line.starts_with(b"transfer-encoding") {
+                self.saw_te = true;
+            }
+            self.len = 0;
+            self.line_bytes = 0;
+        }
+        self.absorb(rest);
         ScanResult::More
     }
 }

@@ -9,20 +9,23 @@ use portcullis_config::runtime::Listener;
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1) plus the non-standard ones that
 /// behave like them. They describe one connection and never cross the proxy.
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+static HOP_BY_HOP: [HeaderName; 9] = [
+    CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    http::header::PROXY_AUTHENTICATE,
+    http::header::PROXY_AUTHORIZATION,
+    http::header::TE,
+    http::header::TRAILER,
+    http::header::TRANSFER_ENCODING,
+    http::header::UPGRADE,
 ];
 
 /// Upstream headers that advertise the server software.
-const BANNERS: &[&str] = &["server", "x-powered-by"];
+static BANNERS: [HeaderName; 2] = [
+    http::header::SERVER,
+    HeaderName::from_static("x-powered-by"),
+];
 
 pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -33,6 +36,11 @@ pub static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 
 /// Removes hop-by-hop headers, including any named in `Connection`.
 pub fn strip_hop_by_hop(h: &mut HeaderMap) {
+    // Most messages carry none: one pass over the (few) names decides,
+    // instead of a lookup per hop-by-hop name.
+    if !h.keys().any(|k| HOP_BY_HOP.contains(k)) {
+        return;
+    }
     let named: Vec<HeaderName> = h
         .get_all(CONNECTION)
         .iter()
@@ -46,15 +54,17 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
             h.remove(n);
         }
     }
-    for n in HOP_BY_HOP {
-        h.remove(*n);
+    for n in &HOP_BY_HOP {
+        h.remove(n);
     }
 }
 
 /// Removes server banners from an upstream response.
 pub fn strip_banners(h: &mut HeaderMap) {
-    for n in BANNERS {
-        h.remove(*n);
+    for n in &BANNERS {
+        if h.contains_key(n) {
+            h.remove(n);
+        }
     }
 }
 
@@ -97,10 +107,10 @@ pub struct Forwarding<'a> {
     pub host: Option<&'a str>,
 }
 
-fn forwarded_node(ip: IpAddr) -> String {
+fn forwarded_node(ip: IpAddr, text: &str) -> String {
     match ip {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => format!("\"[{v6}]\""),
+        IpAddr::V4(_) => text.to_owned(),
+        IpAddr::V6(_) => format!("\"[{text}]\""),
     }
 }
 
@@ -109,12 +119,11 @@ fn forwarded_node(ip: IpAddr) -> String {
 /// when the peer is a trusted proxy; otherwise they are replaced, so a
 /// client cannot forge its address.
 pub fn set_forwarding(h: &mut HeaderMap, f: &Forwarding<'_>) {
-    let peer = f.peer.to_string();
-    let xff = match (f.trusted_peer, joined(h, &X_FORWARDED_FOR)) {
-        (true, Some(prev)) => format!("{prev}, {peer}"),
-        _ => peer,
-    };
-    insert(h, &X_FORWARDED_FOR, &xff);
+    let peer = ip_string(f.peer);
+    match (f.trusted_peer, joined(h, &X_FORWARDED_FOR)) {
+        (true, Some(prev)) => insert(h, &X_FORWARDED_FOR, &format!("{prev}, {peer}")),
+        _ => insert(h, &X_FORWARDED_FOR, &peer),
+    }
     if !(f.trusted_peer && h.contains_key(&X_FORWARDED_PROTO)) {
         h.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(f.proto));
     }
@@ -126,7 +135,7 @@ pub fn set_forwarding(h: &mut HeaderMap, f: &Forwarding<'_>) {
             }
         }
     }
-    let mut element = format!("for={};proto={}", forwarded_node(f.peer), f.proto);
+    let mut element = format!("for={};proto={}", forwarded_node(f.peer, &peer), f.proto);
     if let Some(host) = f.host {
         element.push_str(";host=");
         element.push_str(&quote_if_needed(host));
@@ -136,7 +145,35 @@ pub fn set_forwarding(h: &mut HeaderMap, f: &Forwarding<'_>) {
         _ => element,
     };
     insert(h, &FORWARDED, &forwarded);
-    insert(h, &X_REAL_IP, &f.client.to_string());
+    if f.client == f.peer {
+        insert(h, &X_REAL_IP, &peer);
+    } else {
+        insert(h, &X_REAL_IP, &ip_string(f.client));
+    }
+}
+
+/// An address as text; IPv4 without the formatting machinery (it runs for
+/// every request).
+fn ip_string(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => {
+            let mut s = String::with_capacity(15);
+            for (i, o) in v4.octets().iter().enumerate() {
+                if i > 0 {
+                    s.push('.');
+                }
+                if *o >= 100 {
+                    s.push(char::from(b'0' + o / 100));
+                }
+                if *o >= 10 {
+                    s.push(char::from(b'0' + (o / 10) % 10));
+                }
+                s.push(char::from(b'0' + o % 10));
+            }
+            s
+        }
+        IpAddr::V6(v6) => v6.to_string(),
+    }
 }
 
 fn quote_if_needed(v: &str) -> String {
@@ -274,5 +311,25 @@ mod tests {
         assert_eq!(h["x-forwarded-for"], "1.2.3.4, ::1");
         assert_eq!(h["forwarded"], "for=1.2.3.4, for=\"[::1]\";proto=https");
         assert_eq!(h["x-real-ip"], "1.2.3.4");
+    }
+}
+
+#[cfg(test)]
+mod ip_tests {
+    use super::ip_string;
+
+    #[test]
+    fn ipv4_text_matches_display() {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.20.30.40",
+            "255.255.255.255",
+            "192.168.100.9",
+        ] {
+            let parsed: std::net::IpAddr = ip.parse().unwrap();
+            assert_eq!(ip_string(parsed), ip);
+        }
+        assert_eq!(ip_string("::1".parse().unwrap()), "::1");
     }
 }

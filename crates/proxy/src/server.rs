@@ -277,7 +277,9 @@ async fn run<IO>(
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = service_fn(move |req| handle(req, conn.clone(), shared.clone()));
+    // The request future is boxed: hyper keeps room for one per connection,
+    // and a box keeps idle connections small.
+    let service = service_fn(move |req| Box::pin(handle(req, conn.clone(), shared.clone())));
     let connection = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(connection);
     tokio::select! {

@@ -24,7 +24,7 @@ use crate::body::{self, RequestStats, ResponseBody, StreamingBody, UpstreamBody}
 use crate::conn::{ConnShared, RequestGuard};
 use crate::headers::{self, Forwarding, X_REQUEST_ID};
 use crate::state::{Generation, ListenerRuntime, Shared};
-use crate::upstream::{InFlight, UpstreamError};
+use crate::upstream::{InFlight, ResponseStream, UpstreamError};
 
 /// The largest upstream response body buffered for a response-body filter.
 const MAX_BUFFERED_RESPONSE: u64 = 8 * 1024 * 1024;
@@ -41,9 +41,11 @@ pub struct ConnInfo {
 /// The request facts kept for the log after the request itself is gone.
 struct Facts {
     method: Method,
-    host: Option<String>,
-    path: String,
-    query: Option<String>,
+    /// The request target as received (cheap to clone: shared bytes).
+    uri: http::Uri,
+    /// The normalised path, when it differs from the received one.
+    normalized: Option<String>,
+    host: Option<HeaderValue>,
     version: Version,
     logged_headers: HeaderMap,
 }
@@ -83,9 +85,9 @@ impl Completion {
         self.generation.access_log.log(&AccessEntry {
             ctx: &self.ctx,
             method: &f.method,
-            host: f.host.as_deref(),
-            path: &f.path,
-            query: f.query.as_deref(),
+            host: f.host.as_ref().and_then(|h| h.to_str().ok()),
+            path: f.normalized.as_deref().unwrap_or(f.uri.path()),
+            query: f.uri.query(),
             version: f.version,
             headers: &f.logged_headers,
             status: self.status,
@@ -155,9 +157,9 @@ impl Exchange {
     }
 
     fn finish_parts(&self, parts: &mut http::response::Parts) {
-        if let Ok(v) = HeaderValue::from_str(self.ctx.request_id.as_str()) {
-            parts.headers.insert(X_REQUEST_ID.clone(), v);
-        }
+        parts
+            .headers
+            .insert(X_REQUEST_ID.clone(), self.ctx.request_id.header_value());
         if self.close {
             parts
                 .headers
@@ -238,22 +240,17 @@ async fn serve(
     let mut ctx = Context::new(request_id, conn.listener.clone(), conn.peer, conn.scheme);
     ctx.tls = conn.tls.clone();
     ctx.client_addr = headers::client_address(lcfg, peer, &parts.headers);
-    let host_raw = parts
-        .uri
-        .authority()
-        .map(|a| a.as_str().to_owned())
-        .or_else(|| {
-            parts
-                .headers
-                .get(HOST)
-                .and_then(|h| h.to_str().ok())
-                .map(str::to_owned)
-        });
+    // HTTP/2 carries the host in the URI, HTTP/1 in the Host header.
+    let host_value = match parts.uri.authority() {
+        Some(a) => HeaderValue::from_str(a.as_str()).ok(),
+        None => parts.headers.get(HOST).cloned(),
+    };
+    let uri = parts.uri.clone();
     let facts = Facts {
         method: parts.method.clone(),
-        host: host_raw.clone(),
-        path: parts.uri.path().to_owned(),
-        query: parts.uri.query().map(str::to_owned),
+        uri: uri.clone(),
+        normalized: None,
+        host: host_value.clone(),
         version: parts.version,
         logged_headers: generation.access_log.pick_headers(&parts.headers),
     };
@@ -294,8 +291,19 @@ async fn serve(
     }
 
     // Host and the HTTPS redirect.
-    let host = match host_raw.as_deref().map(normalize_host) {
-        Some(Ok(h)) => Some(h.into_owned()),
+    let host_raw: Option<&str> = match &host_value {
+        Some(v) => match v.to_str() {
+            Ok(h) => Some(h),
+            Err(_) => {
+                ex.event(EventKind::RequestRejected, "bad-host");
+                let v = ex.deny("http", Problem::bad_host());
+                return ex.finish(v);
+            }
+        },
+        None => None,
+    };
+    let host = match host_raw.map(normalize_host) {
+        Some(Ok(h)) => Some(h),
         Some(Err(_)) => {
             ex.event(EventKind::RequestRejected, "bad-host");
             let v = ex.deny("http", Problem::bad_host());
@@ -308,15 +316,17 @@ async fn serve(
     }
 
     // Path normalisation, then routing.
-    let path = match normalize_path(parts.uri.path(), generation.config.path_options) {
-        Ok(p) => p.into_owned(),
+    let path = match normalize_path(uri.path(), generation.config.path_options) {
+        Ok(p) => p,
         Err(e) => {
             ex.event(EventKind::RequestRejected, e.code());
             let v = ex.deny("normalize", Problem::bad_path(e.detail()));
             return ex.finish(v);
         }
     };
-    ex.facts.path.clone_from(&path);
+    if let std::borrow::Cow::Owned(p) = &path {
+        ex.facts.normalized = Some(p.clone());
+    }
     let (index, params) = match route_lookup(&generation, lcfg, host.as_deref(), &path, &parts) {
         Ok(found) => found,
         Err(v) => {
@@ -387,20 +397,15 @@ async fn serve(
             client: ex.ctx.client_addr,
             trusted_peer: trusted,
             proto: conn.scheme.as_str(),
-            host: host_raw.as_deref(),
+            host: host_raw,
         },
     );
-    if let Ok(v) = HeaderValue::from_str(ex.ctx.request_id.as_str()) {
-        parts.headers.insert(X_REQUEST_ID.clone(), v);
-    }
-    match (&route.upstream.spec.host_header, &host_raw) {
-        (Some(h), _) => {
+    parts
+        .headers
+        .insert(X_REQUEST_ID.clone(), ex.ctx.request_id.header_value());
+    match (&route.upstream.spec.host_header, &host_value) {
+        (Some(h), _) | (None, Some(h)) => {
             parts.headers.insert(HOST, h.clone());
-        }
-        (None, Some(h)) => {
-            if let Ok(v) = HeaderValue::from_str(h) {
-                parts.headers.insert(HOST, v);
-            }
         }
         (None, None) => {}
     }
@@ -410,13 +415,17 @@ async fn serve(
     }
 
     // Send.
-    let pq = match parts.uri.query() {
-        Some(q) => PathAndQuery::try_from(format!("{path}?{q}")),
-        None => PathAndQuery::try_from(path),
-    };
-    let Ok(pq) = pq else {
-        let v = ex.deny("http", Problem::bad_path("the path cannot be forwarded"));
-        return ex.finish(v);
+    // The normalised path (validated) and the query as received (validated
+    // by the URI parser) make the target sent upstream.
+    let target = match uri.query() {
+        Some(q) => {
+            let mut t = String::with_capacity(path.len() + 1 + q.len());
+            t.push_str(&path);
+            t.push('?');
+            t.push_str(q);
+            std::borrow::Cow::Owned(t)
+        }
+        None => path,
     };
     let mut info = UpstreamInfo {
         name: route.route.upstream.clone(),
@@ -427,9 +436,9 @@ async fn serve(
     let result = route
         .upstream
         .send(
-            parts.method.clone(),
-            pq,
-            std::mem::take(&mut parts.headers),
+            &parts.method,
+            &target,
+            &parts.headers,
             upstream_body,
             &mut info,
         )
@@ -437,7 +446,7 @@ async fn serve(
     if info.attempts > 0 {
         ex.ctx.upstream = Some(info);
     }
-    let (resp, in_flight) = match result {
+    let (mut rparts, rbody, in_flight) = match result {
         Ok(r) => r,
         Err(e) => {
             let v = upstream_error(&mut ex, e);
@@ -446,7 +455,6 @@ async fn serve(
     };
 
     // Phase 4: the response head.
-    let (mut rparts, rbody) = resp.into_parts();
     headers::strip_hop_by_hop(&mut rparts.headers);
     headers::strip_banners(&mut rparts.headers);
     if let Some(replacement) = ex.response_phase(&mut rparts) {
@@ -533,7 +541,7 @@ fn route_lookup(
     ))
 }
 
-async fn collect_response(mut body: Incoming) -> Result<Bytes, ()> {
+async fn collect_response(mut body: ResponseStream) -> Result<Bytes, ()> {
     let mut buf = bytes::BytesMut::new();
     while let Some(frame) =
         std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await

@@ -8,7 +8,7 @@ mod pattern;
 mod table;
 
 pub use host::{HostError, HostPattern, normalize_host};
+pub use http::Method;
 pub use normalize::{NormalizeOptions, PathError, normalize_path};
 pub use pattern::{MethodSet, PathPattern, PatternError, Segment};
-pub use http::Method;
 pub use table::{Lookup, RouteMatch, RouteTable};

@@ -1,16 +1,15 @@
 //! The access log: one JSON line per request, built from the request
 //! context after the response is complete.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, Method, Version};
 use portcullis_core::Context;
-use serde::Serialize;
 
+use crate::json;
 use crate::mask::Masker;
 use crate::sink::LogSink;
-use crate::time::rfc3339;
+use crate::time::write_rfc3339;
 
 /// The facts of one exchange that the context does not hold.
 #[derive(Debug)]
@@ -31,56 +30,6 @@ pub struct AccessEntry<'a> {
     pub aborted: bool,
 }
 
-#[derive(Serialize)]
-struct Line<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    time: String,
-    request_id: &'a str,
-    listener: &'a str,
-    client: Displayed<std::net::IpAddr>,
-    method: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    host: Option<&'a str>,
-    path: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    query: Option<String>,
-    protocol: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tls: Option<&'static str>,
-    route: Option<&'a str>,
-    status: u16,
-    bytes_in: u64,
-    bytes_out: u64,
-    duration_ms: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    upstream: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    target: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    upstream_ms: Option<f64>,
-    decision: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    decided_by: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    consumer: Option<&'a str>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    aborted: bool,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    headers: BTreeMap<&'a str, String>,
-}
-
-/// Serialises through `Display` without an intermediate string.
-pub(crate) struct Displayed<T>(pub T);
-
-impl<T: std::fmt::Display> Serialize for Displayed<T> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&self.0)
-    }
-}
-
 pub(crate) fn protocol(v: Version) -> &'static str {
     match v {
         Version::HTTP_09 => "HTTP/0.9",
@@ -90,10 +39,6 @@ pub(crate) fn protocol(v: Version) -> &'static str {
         Version::HTTP_3 => "HTTP/3",
         _ => "HTTP",
     }
-}
-
-fn millis(d: Duration) -> f64 {
-    (d.as_secs_f64() * 1e6).round() / 1e3
 }
 
 /// The access log of one configuration generation: where lines go, what is
@@ -134,51 +79,154 @@ impl AccessLog {
         if !self.sink.is_enabled() {
             return;
         }
+        self.sink.write_with(|buf| {
+            self.write_line(buf, e);
+            Ok::<(), ()>(())
+        });
+    }
+
+    /// The line's fields, in a fixed order; absent values are left out.
+    fn write_line(&self, buf: &mut Vec<u8>, e: &AccessEntry<'_>) {
         let ctx = e.ctx;
         let decision = ctx.final_decision();
-        let mut headers = BTreeMap::new();
-        for name in &self.log_headers {
-            let values: Vec<_> = e
-                .headers
-                .get_all(name)
-                .iter()
-                .map(|v| self.masker.header_value(name, v.as_bytes()))
-                .collect();
-            if !values.is_empty() {
-                headers.insert(name.as_str(), values.join(", "));
+        let upstream = ctx.upstream.as_ref();
+        let mut o = json::Object::new(buf);
+        o.str("type", "access")
+            .with("time", |b| {
+                b.push(b'"');
+                write_rfc3339(b, ctx.received_at);
+                b.push(b'"');
+            })
+            .str("request_id", ctx.request_id.as_str())
+            .str("listener", &ctx.listener)
+            .ip("client", ctx.client_addr)
+            .str("method", e.method.as_str())
+            .opt_str("host", e.host)
+            .str("path", e.path);
+        if let Some(q) = e.query {
+            o.str("query", &self.masker.query(q));
+        }
+        o.str("protocol", protocol(e.version))
+            .opt_str("tls", ctx.tls.as_ref().map(|t| t.protocol))
+            .str_or_null("route", ctx.route_id.as_deref())
+            .uint("status", u64::from(e.status))
+            .uint("bytes_in", e.bytes_in)
+            .uint("bytes_out", e.bytes_out)
+            .thousandths("duration_ms", micros(e.duration))
+            .opt_str("upstream", upstream.map(|u| &*u.name))
+            .opt_str("target", upstream.map(|u| &*u.target));
+        if let Some(t) = upstream.and_then(|u| u.header_time) {
+            o.thousandths("upstream_ms", micros(t));
+        }
+        if let Some(a) = upstream.map(|u| u.attempts).filter(|a| *a > 1) {
+            o.uint("attempts", u64::from(a));
+        }
+        o.str("decision", decision.map_or("allow", |d| d.outcome.as_str()));
+        if let Some(d) = decision {
+            o.str("reason", &d.code).str("decided_by", d.by);
+        }
+        o.opt_str("consumer", ctx.principal.as_ref().map(|p| p.id.as_str()));
+        if e.aborted {
+            o.bool("aborted", true);
+        }
+        if !self.log_headers.is_empty() {
+            let mut headers: Vec<(&str, String)> = Vec::new();
+            for name in &self.log_headers {
+                let values: Vec<_> = e
+                    .headers
+                    .get_all(name)
+                    .iter()
+                    .map(|v| self.masker.header_value(name, v.as_bytes()))
+                    .collect();
+                if !values.is_empty() {
+                    headers.push((name.as_str(), values.join(", ")));
+                }
+            }
+            if !headers.is_empty() {
+                o.map("headers", headers.iter().map(|(k, v)| (*k, v.as_str())));
             }
         }
-        let line = Line {
-            kind: "access",
-            time: rfc3339(ctx.received_at),
-            request_id: ctx.request_id.as_str(),
-            listener: &ctx.listener,
-            client: Displayed(ctx.client_addr),
-            method: e.method.as_str(),
-            host: e.host,
-            path: e.path,
-            query: e.query.map(|q| self.masker.query(q)),
-            protocol: protocol(e.version),
-            tls: ctx.tls.as_ref().map(|t| t.protocol),
-            route: ctx.route_id.as_deref(),
-            status: e.status,
-            bytes_in: e.bytes_in,
-            bytes_out: e.bytes_out,
-            duration_ms: millis(e.duration),
-            upstream: ctx.upstream.as_ref().map(|u| &*u.name),
-            target: ctx.upstream.as_ref().map(|u| &*u.target),
-            upstream_ms: ctx
-                .upstream
-                .as_ref()
-                .and_then(|u| u.header_time)
-                .map(millis),
-            decision: decision.map_or("allow", |d| d.outcome.as_str()),
-            reason: decision.map(|d| &*d.code),
-            decided_by: decision.map(|d| d.by),
-            consumer: ctx.principal.as_ref().map(|p| p.id.as_str()),
-            aborted: e.aborted,
-            headers,
-        };
-        self.sink.write_with(|buf| serde_json::to_writer(buf, &line));
+        o.end();
+    }
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SinkTarget;
+    use crate::metrics::Counter;
+    use portcullis_core::{Outcome, RequestId, Scheme, UpstreamInfo};
+
+    #[test]
+    fn lines_carry_the_request_and_mask_secrets() {
+        let sink = LogSink::start(&SinkTarget::Off, Counter::default()).unwrap();
+        let log = AccessLog::new(
+            sink,
+            Masker::new(
+                vec![HeaderName::from_static("authorization")],
+                vec!["token".into()],
+            ),
+            vec![
+                HeaderName::from_static("authorization"),
+                HeaderName::from_static("user-agent"),
+            ],
+        );
+        let mut ctx = Context::new(
+            RequestId::from_incoming(b"rid").unwrap(),
+            "main".into(),
+            "192.0.2.9:1234".parse().unwrap(),
+            Scheme::Http,
+        );
+        ctx.route_id = Some("users".into());
+        ctx.upstream = Some(UpstreamInfo {
+            name: "api".into(),
+            target: "10.0.0.1:80".into(),
+            header_time: Some(Duration::from_micros(1500)),
+            attempts: 2,
+        });
+        ctx.decide("cors", Outcome::Deny, "cors-origin-not-allowed");
+        let mut headers = HeaderMap::new();
+        headers.insert("authorization", "Bearer secret".parse().unwrap());
+        headers.insert("user-agent", "agent \"quoted\"".parse().unwrap());
+        let mut buf = Vec::new();
+        log.write_line(
+            &mut buf,
+            &AccessEntry {
+                ctx: &ctx,
+                method: &Method::GET,
+                host: Some("api.example.com"),
+                path: "/users/1",
+                query: Some("token=abc&x=1"),
+                version: Version::HTTP_11,
+                headers: &headers,
+                status: 403,
+                bytes_in: 0,
+                bytes_out: 120,
+                duration: Duration::from_micros(2_345),
+                aborted: false,
+            },
+        );
+        let text = String::from_utf8(buf).unwrap();
+        assert!(!text.contains("secret") && !text.contains("abc"), "{text}");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["type"], "access");
+        assert_eq!(v["request_id"], "rid");
+        assert_eq!(v["client"], "192.0.2.9");
+        assert_eq!(v["query"], "token=***&x=1");
+        assert_eq!(v["route"], "users");
+        assert_eq!(v["status"], 403);
+        assert_eq!(v["duration_ms"], 2.345);
+        assert_eq!(v["upstream_ms"], 1.5);
+        assert_eq!(v["attempts"], 2);
+        assert_eq!(v["decision"], "deny");
+        assert_eq!(v["reason"], "cors-origin-not-allowed");
+        assert_eq!(v["decided_by"], "cors");
+        assert_eq!(v["headers"]["authorization"], "***");
+        assert_eq!(v["headers"]["user-agent"], "agent \"quoted\"");
+        assert!(v["time"].as_str().unwrap().ends_with('Z'));
     }
 }

@@ -135,7 +135,8 @@ impl EventLog {
             route: ev.route.as_deref(),
             detail: ev.detail.as_deref(),
         };
-        self.sink.write_with(|buf| serde_json::to_writer(buf, &line));
+        self.sink
+            .write_with(|buf| serde_json::to_writer(buf, &line));
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod events;
+mod json;
 pub mod mask;
 pub mod metrics;
 mod sink;

@@ -55,7 +55,9 @@ pub struct LogSink {
 
 impl std::fmt::Debug for LogSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LogSink").field("enabled", &self.is_enabled()).finish()
+        f.debug_struct("LogSink")
+            .field("enabled", &self.is_enabled())
+            .finish()
     }
 }
 
@@ -150,7 +152,8 @@ impl LogSink {
     /// error (e.g. an unwritable file) is reported and the old one kept.
     pub fn switch(&self, target: &SinkTarget) -> io::Result<()> {
         let out = open(target)?;
-        let earlier = std::mem::take(&mut *self.inner.buf.lock().unwrap_or_else(|e| e.into_inner()));
+        let earlier =
+            std::mem::take(&mut *self.inner.buf.lock().unwrap_or_else(|e| e.into_inner()));
         self.inner.enabled.store(out.is_some(), Ordering::Relaxed);
         self.send(Control::Switch(out, earlier))
     }
@@ -188,7 +191,10 @@ fn run(inner: &Inner, control: mpsc::Receiver<Control>, mut out: Option<Box<dyn 
                 Err(mpsc::TryRecvError::Disconnected) => return,
             }
         }
-        std::mem::swap(&mut *inner.buf.lock().unwrap_or_else(|e| e.into_inner()), &mut spare);
+        std::mem::swap(
+            &mut *inner.buf.lock().unwrap_or_else(|e| e.into_inner()),
+            &mut spare,
+        );
         write_out(&mut out, &mut spare);
         for done in flushed.drain(..) {
             let _ = done.send(());
@@ -197,11 +203,11 @@ fn run(inner: &Inner, control: mpsc::Receiver<Control>, mut out: Option<Box<dyn 
 }
 
 fn write_out(out: &mut Option<Box<dyn Write + Send>>, data: &mut Vec<u8>) {
-    if let Some(w) = out.as_mut() {
-        if !data.is_empty() {
-            let _ = w.write_all(data);
-            let _ = w.flush();
-        }
+    if let Some(w) = out.as_mut()
+        && !data.is_empty()
+    {
+        let _ = w.write_all(data);
+        let _ = w.flush();
     }
     data.clear();
 }
@@ -224,7 +230,10 @@ mod tests {
         assert_eq!(std::fs::read_to_string(b).unwrap(), "two\n");
         sink.switch(&SinkTarget::Off).unwrap();
         assert!(!sink.is_enabled());
-        assert!(sink.switch(&SinkTarget::File(dir.path().join("no/such/dir.log"))).is_err());
+        assert!(
+            sink.switch(&SinkTarget::File(dir.path().join("no/such/dir.log")))
+                .is_err()
+        );
     }
 
     #[test]

@@ -4,6 +4,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Formats a time as `2026-11-22T10:00:00.123Z` (UTC, milliseconds).
 pub fn rfc3339(t: SystemTime) -> String {
+    let mut out = Vec::with_capacity(24);
+    write_rfc3339(&mut out, t);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Appends the RFC 3339 form of `t` to `out`.
+pub(crate) fn write_rfc3339(out: &mut Vec<u8>, t: SystemTime) {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs();
     let millis = d.subsec_millis();
@@ -14,8 +21,13 @@ pub fn rfc3339(t: SystemTime) -> String {
         if c.0 != secs || c.1.is_empty() {
             *c = (secs, seconds_prefix(secs));
         }
-        format!("{}.{millis:03}Z", c.1)
-    })
+        out.extend_from_slice(c.1.as_bytes());
+    });
+    out.push(b'.');
+    out.push(b'0' + (millis / 100) as u8);
+    out.push(b'0' + ((millis / 10) % 10) as u8);
+    out.push(b'0' + (millis % 10) as u8);
+    out.push(b'Z');
 }
 
 thread_local! {

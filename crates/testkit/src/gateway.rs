@@ -190,6 +190,16 @@ impl GatewayProcess {
         self.stdout_of_type("security")
     }
 
+    /// Waits until the access log satisfies `cond`, then returns it.
+    pub fn access_log_when(&self, cond: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let mut lines = Vec::new();
+        wait_until(Duration::from_secs(5), || {
+            lines = self.access_log();
+            cond(&lines)
+        });
+        lines
+    }
+
     /// Waits for an access log line for the request with this id.
     pub fn access_entry(&self, request_id: &str) -> Value {
         let mut found = None;

@@ -1,35 +1,36 @@
 //! Active health checks: each target is probed with `GET path` at an
 //! interval; consecutive successes and failures past their thresholds move
-//! it in and out of rotation.
+//! it in and out of rotation. Probes use their own short-lived connections,
+//! so a probe never takes a pooled connection from real traffic.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use http::uri::{PathAndQuery, Scheme};
-use http::{HeaderValue, Request, Uri};
+use http::{HeaderMap, HeaderValue, Method};
 use portcullis_config::runtime::HealthCheck;
 
-use super::{HttpClient, TargetState};
+use super::TargetState;
+use super::h1::{self, Conn, OutFraming};
+use super::stream::Connector;
 use crate::body::UpstreamBody;
 
 pub(super) async fn run(
-    client: HttpClient,
-    scheme: Scheme,
+    connector: Arc<Connector>,
     upstream: Arc<str>,
     host_header: Option<HeaderValue>,
     hc: HealthCheck,
     targets: Vec<Arc<TargetState>>,
 ) {
-    let Ok(path) = PathAndQuery::try_from(hc.path.as_str()) else {
-        return;
-    };
     let mut streaks: Vec<(u32, u32)> = vec![(0, 0); targets.len()];
     let mut tick = tokio::time::interval(hc.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         for (t, streak) in targets.iter().zip(streaks.iter_mut()) {
-            let ok = probe(&client, &scheme, &path, host_header.as_ref(), &hc, t).await;
+            let ok =
+                tokio::time::timeout(hc.timeout, probe(&connector, host_header.as_ref(), &hc, t))
+                    .await
+                    .unwrap_or(false);
             if ok {
                 streak.0 += 1;
                 streak.1 = 0;
@@ -51,32 +52,44 @@ pub(super) async fn run(
 }
 
 async fn probe(
-    client: &HttpClient,
-    scheme: &Scheme,
-    path: &PathAndQuery,
+    connector: &Connector,
     host: Option<&HeaderValue>,
     hc: &HealthCheck,
     t: &TargetState,
 ) -> bool {
-    let Ok(uri) = Uri::builder()
-        .scheme(scheme.clone())
-        .authority(t.authority.clone())
-        .path_and_query(path.clone())
-        .build()
-    else {
+    let Ok(io) = connector.connect(&t.target).await else {
         return false;
     };
-    let mut req = Request::new(UpstreamBody::Empty);
-    *req.uri_mut() = uri;
+    let mut conn = Conn::new(io);
+    let mut headers = HeaderMap::new();
+    let host = host
+        .cloned()
+        .or_else(|| HeaderValue::from_str(&t.target.authority).ok());
     if let Some(h) = host {
-        req.headers_mut().insert(http::header::HOST, h.clone());
+        headers.insert(http::header::HOST, h);
     }
-    req.headers_mut().insert(
+    headers.insert(
         http::header::USER_AGENT,
         HeaderValue::from_static("portcullis-health-check"),
     );
-    match tokio::time::timeout(hc.timeout, client.request(req)).await {
-        Ok(Ok(resp)) => hc.is_expected(resp.status().as_u16()),
-        _ => false,
+    headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    let mut head = Vec::with_capacity(256);
+    h1::encode_head(
+        &Method::GET,
+        &hc.path,
+        &headers,
+        OutFraming::None,
+        &mut head,
+    );
+    if conn
+        .send(&head, UpstreamBody::Empty, OutFraming::None)
+        .await
+        .is_err()
+    {
+        return false;
+    }
+    match conn.read_head(false).await {
+        Ok(h) => hc.is_expected(h.parts.status.as_u16()),
+        Err(_) => false,
     }
 }

@@ -1,28 +1,28 @@
-//! Upstreams at run time: a pooled client per upstream, target selection
+//! Upstreams at run time: per-target connection pools, target selection
 //! (round-robin or least-connections) over the targets that are healthy and
 //! not ejected, timeouts, and retries of idempotent requests on another
 //! target when connecting fails.
 
+mod h1;
 mod health;
+mod pool;
+mod stream;
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{Method, Request, Response, Uri};
-use hyper::body::Incoming;
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use http::{HeaderMap, Method};
 use portcullis_config::runtime::{Balance, Target, Upstream};
 use portcullis_telemetry::metrics::{Counter, Gauge, Histogram, Registry};
 use tokio::task::JoinHandle;
 
-use crate::body::UpstreamBody;
+use h1::{Conn, OutFraming};
+pub use h1::{ExchangeError, ResponseStream};
+use pool::Pool;
+use stream::Connector;
 
-pub type HttpClient = Client<HttpsConnector<HttpConnector>, UpstreamBody>;
+use crate::body::UpstreamBody;
 
 /// Why forwarding failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,8 +33,8 @@ pub enum UpstreamError {
     Connect,
     /// The response head did not arrive in time.
     Timeout,
-    /// The exchange failed after it started (reset, bad response, or the
-    /// request body failed).
+    /// The exchange failed after it started (reset, malformed response, or
+    /// the request body failed).
     Failed,
 }
 
@@ -43,10 +43,10 @@ fn clock_ms() -> u64 {
     u64::try_from(START.get_or_init(Instant::now).elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Health and load of one target.
+/// Health, load and connections of one target.
 pub struct TargetState {
     pub target: Target,
-    authority: Authority,
+    pool: Arc<Pool>,
     in_flight: AtomicUsize,
     /// From active health checks; targets start healthy.
     healthy: AtomicBool,
@@ -79,11 +79,10 @@ impl Drop for InFlight {
     }
 }
 
-/// One upstream's client, targets and background health checks.
+/// One upstream's connector, targets and background health checks.
 pub struct UpstreamRuntime {
     pub spec: Arc<Upstream>,
-    client: HttpClient,
-    scheme: Scheme,
+    connector: Arc<Connector>,
     targets: Vec<Arc<TargetState>>,
     next: AtomicUsize,
     header_time: Histogram,
@@ -98,60 +97,20 @@ impl Drop for UpstreamRuntime {
     }
 }
 
-fn build_client(spec: &Upstream) -> Result<HttpClient, String> {
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    http.set_connect_timeout(Some(spec.connect_timeout));
-    http.set_keepalive(Some(Duration::from_secs(60)));
-    let mut roots = rustls::RootCertStore::empty();
-    match &spec.tls {
-        Some(t) if !t.ca_certs.is_empty() => {
-            for c in &t.ca_certs {
-                roots
-                    .add(c.clone())
-                    .map_err(|e| format!("a CA certificate is not usable: {e}"))?;
-            }
-        }
-        _ => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let builder = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http();
-    let builder = match spec.tls.as_ref().and_then(|t| t.server_name.clone()) {
-        Some(name) => {
-            let name = rustls::pki_types::ServerName::try_from(name)
-                .map_err(|e| format!("server name: {e}"))?;
-            builder.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name))
-        }
-        None => builder,
-    };
-    let connector = builder.enable_http1().wrap_connector(http);
-    Ok(Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(spec.idle_timeout)
-        .pool_max_idle_per_host(spec.max_idle_connections)
-        .pool_timer(TokioTimer::new())
-        .timer(TokioTimer::new())
-        .build(connector))
+/// What one attempt produced. The large variant is the common one, so boxing
+/// it would add an allocation to every request for nothing.
+#[allow(clippy::large_enum_variant)]
+enum Attempt {
+    Done(http::response::Parts, ResponseStream),
+    Failed(ExchangeError),
+    TimedOut,
 }
 
 impl UpstreamRuntime {
     pub fn new(spec: Arc<Upstream>, registry: &Registry) -> Result<Self, String> {
-        let client = build_client(&spec)?;
-        let scheme = if spec.tls.is_some() {
-            Scheme::HTTPS
-        } else {
-            Scheme::HTTP
-        };
+        let connector = Arc::new(Connector::new(&spec)?);
         let mut targets = Vec::with_capacity(spec.targets.len());
         for t in &spec.targets {
-            let authority = Authority::try_from(&*t.authority)
-                .map_err(|e| format!("target {}: {e}", t.authority))?;
             let labels = [("upstream", &*spec.name), ("target", &*t.authority)];
             let outcome = |o: &str| {
                 registry.counter(
@@ -162,7 +121,7 @@ impl UpstreamRuntime {
             };
             let state = TargetState {
                 target: t.clone(),
-                authority,
+                pool: Arc::new(Pool::new(spec.max_idle_connections, spec.idle_timeout)),
                 in_flight: AtomicUsize::new(0),
                 healthy: AtomicBool::new(true),
                 consecutive_failures: AtomicU32::new(0),
@@ -187,8 +146,7 @@ impl UpstreamRuntime {
         );
         let health_task = spec.health_check.clone().map(|hc| {
             tokio::spawn(health::run(
-                client.clone(),
-                scheme.clone(),
+                connector.clone(),
                 spec.name.clone(),
                 spec.host_header.clone(),
                 hc,
@@ -197,8 +155,7 @@ impl UpstreamRuntime {
         });
         Ok(UpstreamRuntime {
             spec,
-            client,
-            scheme,
+            connector,
             targets,
             next: AtomicUsize::new(0),
             header_time,
@@ -206,14 +163,15 @@ impl UpstreamRuntime {
         })
     }
 
-    /// Picks an available target not yet tried.
-    fn pick(&self, tried: &[usize]) -> Option<usize> {
+    /// Picks an available target not yet tried, scanning from `start` (one
+    /// round-robin step per request, not per attempt, so retries do not
+    /// skew the rotation).
+    fn pick(&self, start: usize, tried: &[usize]) -> Option<usize> {
         let now = clock_ms();
         let n = self.targets.len();
         if n == 0 {
             return None;
         }
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
         let candidates = (0..n)
             .map(|k| (start + k) % n)
             .filter(|i| !tried.contains(i))
@@ -234,11 +192,12 @@ impl UpstreamRuntime {
         };
         let failures = t.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
         if failures >= p.consecutive_failures {
-            let until = clock_ms() + u64::try_from(p.ejection_time.as_millis()).unwrap_or(u64::MAX);
+            let now = clock_ms();
+            let until = now + u64::try_from(p.ejection_time.as_millis()).unwrap_or(u64::MAX);
             let was = t.ejected_until.swap(until, Ordering::Relaxed);
             t.consecutive_failures.store(0, Ordering::Relaxed);
             t.health_gauge.set(0);
-            if was <= clock_ms() {
+            if was <= now {
                 tracing::warn!(upstream = %self.spec.name, target = %t.target.authority, failures, "target ejected after consecutive failures");
             }
         }
@@ -254,87 +213,124 @@ impl UpstreamRuntime {
         }
     }
 
+    /// One exchange on one connection, within the response-header timeout.
+    async fn exchange(
+        &self,
+        target: &Arc<TargetState>,
+        mut conn: Conn,
+        head: &[u8],
+        body: UpstreamBody,
+        framing: OutFraming,
+        is_head: bool,
+    ) -> Attempt {
+        let work = async {
+            conn.send(head, body, framing).await?;
+            conn.read_head(is_head).await
+        };
+        match tokio::time::timeout(self.spec.response_header_timeout, work).await {
+            Err(_) => Attempt::TimedOut,
+            Ok(Err(e)) => Attempt::Failed(e),
+            Ok(Ok(h)) => {
+                let stream =
+                    ResponseStream::new(conn, &h, target.pool.clone(), self.spec.idle_timeout);
+                Attempt::Done(h.parts, stream)
+            }
+        }
+    }
+
     /// Sends a request to a target, retrying on another target when
     /// connecting fails and the request can safely be sent again.
     pub async fn send(
         &self,
-        method: Method,
-        path_and_query: PathAndQuery,
-        headers: http::HeaderMap,
+        method: &Method,
+        target: &str,
+        headers: &HeaderMap,
         body: UpstreamBody,
         info: &mut portcullis_core::UpstreamInfo,
-    ) -> Result<(Response<Incoming>, InFlight), UpstreamError> {
+    ) -> Result<(http::response::Parts, ResponseStream, InFlight), UpstreamError> {
+        let framing = OutFraming::for_body(method, &body);
+        let mut head = Vec::with_capacity(512);
+        h1::encode_head(method, target, headers, framing, &mut head);
+        let replayable = is_idempotent(method) && body.replay().is_some();
         let attempts = 1 + usize::from(self.spec.retries);
-        let can_retry = attempts > 1
-            && self.targets.len() > 1
-            && is_idempotent(&method)
-            && body.replay().is_some();
-        let spare_headers = can_retry.then(|| headers.clone());
         let mut body = Some(body);
-        let mut headers = Some(headers);
         let mut tried: Vec<usize> = Vec::new();
         let mut last = UpstreamError::NoHealthyTarget;
-        for attempt in 0..attempts {
-            let Some(idx) = self.pick(&tried) else {
+        let is_head = *method == Method::HEAD;
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        while tried.len() < attempts {
+            let Some(idx) = self.pick(start, &tried) else {
                 return Err(last);
             };
             tried.push(idx);
             let Some(target) = self.targets.get(idx) else {
                 return Err(last);
             };
-            let (this_body, this_headers) = match (body.take(), headers.take()) {
-                (Some(b), Some(h)) => (b, h),
-                _ => return Err(last),
-            };
-            if can_retry {
-                body = this_body.replay();
-                headers = spare_headers.clone();
-            }
-            let uri = Uri::builder()
-                .scheme(self.scheme.clone())
-                .authority(target.authority.clone())
-                .path_and_query(path_and_query.clone())
-                .build()
-                .map_err(|_| UpstreamError::Failed)?;
-            let mut req = Request::new(this_body);
-            *req.method_mut() = method.clone();
-            *req.uri_mut() = uri;
-            *req.headers_mut() = this_headers;
             target.in_flight.fetch_add(1, Ordering::Relaxed);
             let guard = InFlight(target.clone());
             info.target = target.target.authority.clone();
-            info.attempts = u8::try_from(attempt + 1).unwrap_or(u8::MAX);
+            info.attempts = u8::try_from(tried.len()).unwrap_or(u8::MAX);
             let started = Instant::now();
-            match tokio::time::timeout(self.spec.response_header_timeout, self.client.request(req))
-                .await
-            {
-                Ok(Ok(resp)) => {
+            // A pooled connection the upstream closed meanwhile fails
+            // before any response; the request then goes again on a fresh
+            // connection to the same target (when it may be sent twice).
+            let mut pooled = target.pool.take();
+            let outcome = loop {
+                let reused = pooled.is_some();
+                let conn = match pooled.take() {
+                    Some(c) => c,
+                    None => match self.connector.connect(&target.target).await {
+                        Ok(io) => Conn::new(io),
+                        Err(e) => {
+                            tracing::debug!(upstream = %self.spec.name, target = %target.target.authority, error = %e, "connect failed");
+                            break None;
+                        }
+                    },
+                };
+                let Some(this_body) = (if replayable {
+                    body.as_ref().and_then(UpstreamBody::replay)
+                } else {
+                    body.take()
+                }) else {
+                    break Some(Attempt::Failed(ExchangeError::Closed));
+                };
+                let attempt = self
+                    .exchange(target, conn, &head, this_body, framing, is_head)
+                    .await;
+                match attempt {
+                    Attempt::Failed(ExchangeError::Closed) if reused && replayable => continue,
+                    other => break Some(other),
+                }
+            };
+            match outcome {
+                None => {
+                    target.connect_errors.inc();
+                    self.passive_failure(target);
+                    last = UpstreamError::Connect;
+                    if !(replayable && self.targets.len() > 1) {
+                        return Err(last);
+                    }
+                }
+                Some(Attempt::Done(parts, stream)) => {
                     let elapsed = started.elapsed();
                     info.header_time = Some(elapsed);
                     self.header_time.observe(elapsed);
                     target.ok.inc();
                     self.passive_success(target);
-                    return Ok((resp, guard));
+                    return Ok((parts, stream, guard));
                 }
-                Ok(Err(e)) if e.is_connect() => {
-                    target.connect_errors.inc();
-                    self.passive_failure(target);
-                    tracing::debug!(upstream = %self.spec.name, target = %target.target.authority, error = %e, "connect failed");
-                    last = UpstreamError::Connect;
-                    if !can_retry {
-                        return Err(last);
-                    }
-                }
-                Ok(Err(e)) => {
-                    target.errors.inc();
-                    self.passive_failure(target);
-                    tracing::debug!(upstream = %self.spec.name, target = %target.target.authority, error = %e, "upstream exchange failed");
-                    return Err(UpstreamError::Failed);
-                }
-                Err(_) => {
+                Some(Attempt::TimedOut) => {
                     target.timeouts.inc();
                     self.passive_failure(target);
                     return Err(UpstreamError::Timeout);
+                }
+                Some(Attempt::Failed(e)) => {
+                    target.errors.inc();
+                    if !matches!(e, ExchangeError::Body(_)) {
+                        self.passive_failure(target);
+                    }
+                    tracing::debug!(upstream = %self.spec.name, target = %target.target.authority, error = %e, "upstream exchange failed");
+                    return Err(UpstreamError::Failed);
                 }
             }
         }

@@ -1,0 +1,836 @@
+//! The HTTP/1.1 client side, written for the proxy's hot path: the request
+//! is written and the response read inline in the request's own task (no
+//! connection task, no channel), and the framing sent upstream is always
+//! decided here, never copied from the client, so a smuggled
+//! `Content-Length`/`Transfer-Encoding` cannot reach the upstream.
+//!
+//! Response framing follows RFC 9112 §6.3; a response the upstream frames
+//! ambiguously (conflicting lengths, a bad chunk) is an error, and its
+//! connection is never reused.
+
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{CONNECTION, CONTENT_LENGTH, HeaderName, HeaderValue, TRANSFER_ENCODING};
+use http::{HeaderMap, Method, StatusCode, Version};
+use http_body::{Body, Frame, SizeHint};
+use tokio::io::AsyncWriteExt;
+use tokio::time::Sleep;
+
+use super::pool::Pool;
+use super::stream::Stream;
+use crate::body::{BodyError, UpstreamBody};
+
+/// The longest response head accepted from an upstream.
+const MAX_HEAD: usize = 64 * 1024;
+/// The most response headers accepted.
+const MAX_HEADERS: usize = 128;
+/// The longest chunk-size or trailer line accepted.
+const MAX_LINE: usize = 4096;
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Why an exchange with an upstream failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    /// The connection closed before any response byte: a pooled connection
+    /// the upstream had already closed. Safe to retry when the request is.
+    #[error("the connection was closed before a response")]
+    Closed,
+    #[error("upstream I/O failed: {0}")]
+    Io(#[from] io::Error),
+    #[error("the upstream's response is malformed: {0}")]
+    BadResponse(&'static str),
+    #[error("{0}")]
+    Body(#[from] BodyError),
+}
+
+/// An open connection to a target.
+pub struct Conn {
+    pub(super) io: Stream,
+    pub(super) buf: BytesMut,
+    pub(super) idle_since: Instant,
+}
+
+/// How the request body is framed towards the upstream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutFraming {
+    /// No body and no framing header (GET, HEAD, ...).
+    None,
+    Length(u64),
+    Chunked,
+}
+
+impl OutFraming {
+    /// The framing for `body`: exact lengths are declared, streams of
+    /// unknown length are chunked, and methods that carry bodies declare an
+    /// empty one explicitly.
+    pub fn for_body(method: &Method, body: &UpstreamBody) -> OutFraming {
+        let len = match body {
+            UpstreamBody::Empty => Some(0),
+            UpstreamBody::Full(b) => Some(b.as_ref().map_or(0, |b| b.len() as u64)),
+            UpstreamBody::Stream(s) => s.size_hint().exact(),
+        };
+        match len {
+            Some(0) if !matches!(*method, Method::POST | Method::PUT | Method::PATCH) => {
+                OutFraming::None
+            }
+            Some(n) => OutFraming::Length(n),
+            None => OutFraming::Chunked,
+        }
+    }
+}
+
+/// Writes the request line and headers. The caller has removed hop-by-hop
+/// headers; framing headers are dropped here and replaced by `framing`.
+pub fn encode_head(
+    method: &Method,
+    target: &str,
+    headers: &HeaderMap,
+    framing: OutFraming,
+    out: &mut Vec<u8>,
+) {
+    out.extend_from_slice(method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in headers {
+        if *name == CONTENT_LENGTH || *name == TRANSFER_ENCODING || name == "expect" {
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    match framing {
+        OutFraming::None => {}
+        OutFraming::Length(n) => {
+            out.extend_from_slice(b"content-length: ");
+            out.extend_from_slice(n.to_string().as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        OutFraming::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// How the response body is framed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    Empty,
+    Length(u64),
+    Chunked,
+    UntilClose,
+}
+
+/// A parsed response head.
+pub struct Head {
+    pub parts: http::response::Parts,
+    pub framing: Framing,
+    pub keep_alive: bool,
+}
+
+/// Parses a complete head at the start of `buf`; `Ok(None)` when more bytes
+/// are needed. On success the head's bytes are consumed.
+pub fn parse_head(
+    buf: &mut BytesMut,
+    is_head_request: bool,
+) -> Result<Option<Head>, ExchangeError> {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut slots);
+    let len = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => {
+            return if buf.len() >= MAX_HEAD {
+                Err(ExchangeError::BadResponse("the response head is too large"))
+            } else {
+                Ok(None)
+            };
+        }
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(ExchangeError::BadResponse("too many response headers"));
+        }
+        Err(_) => {
+            return Err(ExchangeError::BadResponse(
+                "the response head cannot be parsed",
+            ));
+        }
+    };
+    let code = resp.code.unwrap_or(0);
+    let version = if resp.version == Some(0) {
+        Version::HTTP_10
+    } else {
+        Version::HTTP_11
+    };
+    // Remember where each header lies, then take the head out of the
+    // buffer and slice the values from it without copying.
+    let base = buf.as_ptr() as usize;
+    let spans: Vec<(usize, usize, usize, usize)> = resp
+        .headers
+        .iter()
+        .map(|h| {
+            (
+                h.name.as_ptr() as usize - base,
+                h.name.len(),
+                h.value.as_ptr() as usize - base,
+                h.value.len(),
+            )
+        })
+        .collect();
+    let head = buf.split_to(len).freeze();
+    let status = StatusCode::from_u16(code)
+        .map_err(|_| ExchangeError::BadResponse("invalid status code"))?;
+    let mut headers = HeaderMap::with_capacity(spans.len());
+    for (ns, nl, vs, vl) in spans {
+        let name = head
+            .get(ns..ns + nl)
+            .and_then(|n| HeaderName::from_bytes(n).ok())
+            .ok_or(ExchangeError::BadResponse("invalid header name"))?;
+        let value = HeaderValue::from_maybe_shared(head.slice(vs..vs + vl))
+            .map_err(|_| ExchangeError::BadResponse("invalid header value"))?;
+        headers.append(name, value);
+    }
+    let mut keep_alive = match version {
+        Version::HTTP_10 => has_token(&headers, &CONNECTION, "keep-alive"),
+        _ => !has_token(&headers, &CONNECTION, "close"),
+    };
+    let framing = if is_head_request || code < 200 || code == 204 || code == 304 {
+        Framing::Empty
+    } else if headers.contains_key(TRANSFER_ENCODING) {
+        let chunked_last = headers
+            .get_all(TRANSFER_ENCODING)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .rfind(|t| !t.is_empty())
+            .is_some_and(|t| t.eq_ignore_ascii_case("chunked"));
+        if headers.contains_key(CONTENT_LENGTH) {
+            // Both present: the length is ignored and the connection not reused.
+            headers.remove(CONTENT_LENGTH);
+            keep_alive = false;
+        }
+        if chunked_last {
+            Framing::Chunked
+        } else {
+            keep_alive = false;
+            Framing::UntilClose
+        }
+    } else if headers.contains_key(CONTENT_LENGTH) {
+        let mut length = None;
+        for v in headers.get_all(CONTENT_LENGTH) {
+            for part in v.to_str().unwrap_or("x").split(',') {
+                let part = part.trim();
+                let n = (!part.is_empty()
+                    && part.len() <= 19
+                    && part.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| part.parse::<u64>().ok())
+                .flatten()
+                .ok_or(ExchangeError::BadResponse("invalid content-length"))?;
+                if length.is_some_and(|l| l != n) {
+                    return Err(ExchangeError::BadResponse(
+                        "conflicting content-length values",
+                    ));
+                }
+                length = Some(n);
+            }
+        }
+        Framing::Length(length.unwrap_or(0))
+    } else {
+        keep_alive = false;
+        Framing::UntilClose
+    };
+    let (mut parts, ()) = http::Response::new(()).into_parts();
+    parts.status = status;
+    parts.version = version;
+    parts.headers = headers;
+    Ok(Some(Head {
+        parts,
+        framing,
+        keep_alive,
+    }))
+}
+
+fn has_token(h: &HeaderMap, name: &HeaderName, token: &str) -> bool {
+    h.get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+impl Conn {
+    pub fn new(io: Stream) -> Self {
+        Conn {
+            io,
+            buf: BytesMut::with_capacity(READ_CHUNK),
+            idle_since: Instant::now(),
+        }
+    }
+
+    /// Reads more bytes into the buffer; `Ok(0)` at end of stream.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        if self.buf.capacity() - self.buf.len() < 1024 {
+            self.buf.reserve(READ_CHUNK);
+        }
+        tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.buf)
+    }
+
+    /// Sends a request: head, then body in the given framing.
+    pub async fn send(
+        &mut self,
+        head: &[u8],
+        body: UpstreamBody,
+        framing: OutFraming,
+    ) -> Result<(), ExchangeError> {
+        match body {
+            UpstreamBody::Empty | UpstreamBody::Full(None) => {
+                self.io.write_all(head).await.map_err(closed_or_io)?
+            }
+            UpstreamBody::Full(Some(b)) => {
+                // One write for head and body.
+                let mut all = Vec::with_capacity(head.len() + b.len());
+                all.extend_from_slice(head);
+                all.extend_from_slice(&b);
+                self.io.write_all(&all).await.map_err(closed_or_io)?;
+            }
+            UpstreamBody::Stream(mut s) => {
+                self.io.write_all(head).await.map_err(closed_or_io)?;
+                let chunked = framing == OutFraming::Chunked;
+                while let Some(frame) = poll_fn(|cx| Pin::new(&mut s).poll_frame(cx)).await {
+                    let Ok(data) = frame?.into_data() else {
+                        continue;
+                    };
+                    if data.is_empty() {
+                        continue;
+                    }
+                    if chunked {
+                        self.io
+                            .write_all(format!("{:x}\r\n", data.len()).as_bytes())
+                            .await?;
+                        self.io.write_all(&data).await?;
+                        self.io.write_all(b"\r\n").await?;
+                    } else {
+                        self.io.write_all(&data).await?;
+                    }
+                }
+                if chunked {
+                    self.io.write_all(b"0\r\n\r\n").await?;
+                }
+            }
+        }
+        self.io.flush().await?;
+        Ok(())
+    }
+
+    /// Reads the response head, skipping interim (1xx) responses.
+    pub async fn read_head(&mut self, is_head_request: bool) -> Result<Head, ExchangeError> {
+        let mut received = false;
+        loop {
+            if !self.buf.is_empty() {
+                received = true;
+                if let Some(head) = parse_head(&mut self.buf, is_head_request)? {
+                    let code = head.parts.status.as_u16();
+                    if (100..200).contains(&code) && code != 101 {
+                        continue;
+                    }
+                    return Ok(head);
+                }
+            }
+            let n = poll_fn(|cx| self.poll_fill(cx)).await.map_err(|e| {
+                if received {
+                    ExchangeError::Io(e)
+                } else {
+                    closed_or_io(e)
+                }
+            })?;
+            if n == 0 {
+                return Err(if received {
+                    ExchangeError::BadResponse("the response head is truncated")
+                } else {
+                    ExchangeError::Closed
+                });
+            }
+        }
+    }
+
+    /// Whether an idle connection still looks usable: not closed by the
+    /// upstream and with no unsolicited bytes.
+    pub fn is_alive(&mut self) -> bool {
+        if !self.buf.is_empty() {
+            return false;
+        }
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        matches!(self.poll_fill(&mut cx), Poll::Pending)
+    }
+}
+
+fn closed_or_io(e: io::Error) -> ExchangeError {
+    match e.kind() {
+        io::ErrorKind::ConnectionReset
+        | io::ErrorKind::BrokenPipe
+        | io::ErrorKind::UnexpectedEof => ExchangeError::Closed,
+        _ => ExchangeError::Io(e),
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Chunk {
+    Size,
+    Data(u64),
+    DataEnd,
+    Trailers,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Length(u64),
+    Chunked(Chunk),
+    UntilClose,
+    Done,
+}
+
+/// Takes one line (without CRLF) from the front of `buf`, if complete.
+fn take_line(buf: &mut BytesMut) -> Result<Option<BytesMut>, ExchangeError> {
+    match memchr::memchr(b'\n', buf) {
+        Some(i) => {
+            let mut line = buf.split_to(i + 1);
+            line.truncate(i);
+            if line.last() == Some(&b'\r') {
+                line.truncate(i - 1);
+            }
+            Ok(Some(line))
+        }
+        None if buf.len() > MAX_LINE => Err(ExchangeError::BadResponse("a chunk line is too long")),
+        None => Ok(None),
+    }
+}
+
+fn chunk_size(line: &[u8]) -> Result<u64, ExchangeError> {
+    let digits = line.split(|b| *b == b';').next().unwrap_or(&[]);
+    let digits = digits.trim_ascii();
+    if digits.is_empty() || digits.len() > 15 {
+        return Err(ExchangeError::BadResponse("invalid chunk size"));
+    }
+    let mut n: u64 = 0;
+    for d in digits {
+        let v = char::from(*d)
+            .to_digit(16)
+            .ok_or(ExchangeError::BadResponse("invalid chunk size"))?;
+        n = n * 16 + u64::from(v);
+    }
+    Ok(n)
+}
+
+enum Decoded {
+    Data(Bytes),
+    NeedMore,
+    End,
+}
+
+/// Decodes what `buf` holds of a chunked body (trailers are read and
+/// discarded).
+fn decode_chunked(buf: &mut BytesMut, chunk: &mut Chunk) -> Result<Decoded, ExchangeError> {
+    loop {
+        match *chunk {
+            Chunk::Size => {
+                let Some(line) = take_line(buf)? else {
+                    return Ok(Decoded::NeedMore);
+                };
+                let n = chunk_size(&line)?;
+                *chunk = if n == 0 {
+                    Chunk::Trailers
+                } else {
+                    Chunk::Data(n)
+                };
+            }
+            Chunk::Data(n) => {
+                if buf.is_empty() {
+                    return Ok(Decoded::NeedMore);
+                }
+                let take = usize::try_from(n).unwrap_or(usize::MAX).min(buf.len());
+                let data = buf.split_to(take).freeze();
+                let left = n - take as u64;
+                *chunk = if left == 0 {
+                    Chunk::DataEnd
+                } else {
+                    Chunk::Data(left)
+                };
+                return Ok(Decoded::Data(data));
+            }
+            Chunk::DataEnd => {
+                if buf.len() < 2 {
+                    return Ok(Decoded::NeedMore);
+                }
+                if buf.get(..2) != Some(b"\r\n") {
+                    return Err(ExchangeError::BadResponse(
+                        "a chunk is not followed by CRLF",
+                    ));
+                }
+                buf.advance(2);
+                *chunk = Chunk::Size;
+            }
+            Chunk::Trailers => {
+                let Some(line) = take_line(buf)? else {
+                    return Ok(Decoded::NeedMore);
+                };
+                if line.is_empty() {
+                    return Ok(Decoded::End);
+                }
+            }
+        }
+    }
+}
+
+/// A response body read from the upstream connection. When it has been
+/// read to its end, the connection goes back to the pool.
+pub struct ResponseStream {
+    conn: Option<Conn>,
+    state: State,
+    reusable: bool,
+    pool: Arc<Pool>,
+    read_timeout: Duration,
+    sleep: Option<Pin<Box<Sleep>>>,
+}
+
+impl ResponseStream {
+    pub fn new(conn: Conn, head: &Head, pool: Arc<Pool>, read_timeout: Duration) -> Self {
+        let state = match head.framing {
+            Framing::Empty | Framing::Length(0) => State::Done,
+            Framing::Length(n) => State::Length(n),
+            Framing::Chunked => State::Chunked(Chunk::Size),
+            Framing::UntilClose => State::UntilClose,
+        };
+        ResponseStream {
+            conn: Some(conn),
+            state,
+            reusable: head.keep_alive,
+            pool,
+            read_timeout,
+            sleep: None,
+        }
+    }
+
+    fn fill(&mut self, cx: &mut Context<'_>) -> Poll<Result<usize, ExchangeError>> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Poll::Ready(Ok(0));
+        };
+        match conn.poll_fill(cx) {
+            Poll::Ready(r) => {
+                if let Some(s) = self.sleep.as_mut() {
+                    s.as_mut()
+                        .reset(tokio::time::Instant::now() + self.read_timeout);
+                }
+                Poll::Ready(r.map_err(ExchangeError::Io))
+            }
+            Poll::Pending => {
+                let timeout = self.read_timeout;
+                let sleep = self
+                    .sleep
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                if sleep.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Err(ExchangeError::Io(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the upstream paused too long in its response body",
+                    ))));
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl Body for ResponseStream {
+    type Data = Bytes;
+    type Error = ExchangeError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, ExchangeError>>> {
+        let this = self.get_mut();
+        loop {
+            let Some(conn) = this.conn.as_mut() else {
+                return Poll::Ready(None);
+            };
+            match this.state {
+                State::Done => return Poll::Ready(None),
+                State::Length(n) => {
+                    if !conn.buf.is_empty() {
+                        let take = usize::try_from(n).unwrap_or(usize::MAX).min(conn.buf.len());
+                        let data = conn.buf.split_to(take).freeze();
+                        let left = n - take as u64;
+                        this.state = if left == 0 {
+                            State::Done
+                        } else {
+                            State::Length(left)
+                        };
+                        return Poll::Ready(Some(Ok(Frame::data(data))));
+                    }
+                }
+                State::Chunked(mut chunk) => {
+                    let got = decode_chunked(&mut conn.buf, &mut chunk);
+                    this.state = State::Chunked(chunk);
+                    match got {
+                        Ok(Decoded::Data(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
+                        Ok(Decoded::End) => {
+                            this.state = State::Done;
+                            return Poll::Ready(None);
+                        }
+                        Ok(Decoded::NeedMore) => {}
+                        Err(e) => {
+                            this.reusable = false;
+                            return Poll::Ready(Some(Err(e)));
+                        }
+                    }
+                }
+                State::UntilClose => {
+                    if !conn.buf.is_empty() {
+                        let data = conn.buf.split().freeze();
+                        return Poll::Ready(Some(Ok(Frame::data(data))));
+                    }
+                }
+            }
+            match ready!(this.fill(cx)) {
+                Ok(0) => {
+                    return if this.state == State::UntilClose {
+                        this.state = State::Done;
+                        this.reusable = false;
+                        Poll::Ready(None)
+                    } else {
+                        this.reusable = false;
+                        Poll::Ready(Some(Err(ExchangeError::BadResponse(
+                            "the response body is truncated",
+                        ))))
+                    };
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    this.reusable = false;
+                    return Poll::Ready(Some(Err(e)));
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.state == State::Done
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.state {
+            State::Length(n) => SizeHint::with_exact(n),
+            State::Done => SizeHint::with_exact(0),
+            _ => SizeHint::default(),
+        }
+    }
+}
+
+impl Drop for ResponseStream {
+    fn drop(&mut self) {
+        if self.state == State::Done
+            && self.reusable
+            && let Some(mut conn) = self.conn.take()
+            && conn.buf.is_empty()
+        {
+            conn.idle_since = Instant::now();
+            self.pool.put(conn);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(raw: &str, is_head: bool) -> Result<Option<Head>, ExchangeError> {
+        let mut buf = BytesMut::from(raw.as_bytes());
+        parse_head(&mut buf, is_head)
+    }
+
+    #[test]
+    fn framing_follows_rfc_9112() {
+        let h = head("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", false)
+            .unwrap()
+            .unwrap();
+        assert_eq!((h.framing, h.keep_alive), (Framing::Length(5), true));
+        let h = head(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            false,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(h.framing, Framing::Chunked);
+        let h = head(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+            false,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!((h.framing, h.keep_alive), (Framing::Chunked, false));
+        assert!(!h.parts.headers.contains_key(CONTENT_LENGTH));
+        let h = head("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", false)
+            .unwrap()
+            .unwrap();
+        assert_eq!((h.framing, h.keep_alive), (Framing::UntilClose, false));
+        let h = head("HTTP/1.1 200 OK\r\n\r\n", false).unwrap().unwrap();
+        assert_eq!((h.framing, h.keep_alive), (Framing::UntilClose, false));
+        let h = head(
+            "HTTP/1.1 204 No Content\r\nContent-Length: 9\r\n\r\n",
+            false,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(h.framing, Framing::Empty);
+        let h = head("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", true)
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.framing, Framing::Empty);
+        let h = head("HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n", false)
+            .unwrap()
+            .unwrap();
+        assert!(!h.keep_alive);
+        let h = head(
+            "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 1\r\n\r\n",
+            false,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(h.keep_alive);
+        let h = head(
+            "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\n",
+            false,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(!h.keep_alive);
+        let h = head("HTTP/1.1 200 OK\r\nContent-Length: 4, 4\r\n\r\n", false)
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.framing, Framing::Length(4));
+    }
+
+    #[test]
+    fn ambiguous_or_malformed_heads_are_errors() {
+        for raw in [
+            "HTTP/1.1 200 OK\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 0x10\r\n\r\n",
+            "HTTP/1.1 999999 OK\r\n\r\n",
+            "NOT HTTP\r\n\r\n",
+        ] {
+            assert!(head(raw, false).is_err(), "{raw:?}");
+        }
+        assert!(
+            head("HTTP/1.1 200 OK\r\nContent-", false)
+                .unwrap()
+                .is_none()
+        );
+        let huge = format!("HTTP/1.1 200 OK\r\nX: {}", "a".repeat(MAX_HEAD));
+        assert!(head(&huge, false).is_err());
+    }
+
+    #[test]
+    fn head_values_are_kept_and_the_body_is_left_in_the_buffer() {
+        let mut buf = BytesMut::from(
+            &b"HTTP/1.1 201 Created\r\nX-A: 1\r\nx-a: 2\r\nContent-Length: 2\r\n\r\nhi"[..],
+        );
+        let h = parse_head(&mut buf, false).unwrap().unwrap();
+        assert_eq!(h.parts.status, 201);
+        let values: Vec<_> = h.parts.headers.get_all("x-a").iter().collect();
+        assert_eq!(values, ["1", "2"]);
+        assert_eq!(&buf[..], b"hi");
+    }
+
+    #[test]
+    fn chunked_decoding() {
+        let mut buf =
+            BytesMut::from(&b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nTrailer: x\r\n\r\n"[..]);
+        let mut chunk = Chunk::Size;
+        let mut out = Vec::new();
+        loop {
+            match decode_chunked(&mut buf, &mut chunk).unwrap() {
+                Decoded::Data(d) => out.extend_from_slice(&d),
+                Decoded::End => break,
+                Decoded::NeedMore => panic!("input is complete"),
+            }
+        }
+        assert_eq!(out, b"hello world");
+        assert!(buf.is_empty());
+
+        // Split at every byte boundary, the result is the same.
+        let full = b"3\r\nabc\r\n0\r\n\r\n";
+        for split in 1..full.len() {
+            let mut buf = BytesMut::from(&full[..split]);
+            let mut chunk = Chunk::Size;
+            let mut out = Vec::new();
+            let mut rest = &full[split..];
+            loop {
+                match decode_chunked(&mut buf, &mut chunk).unwrap() {
+                    Decoded::Data(d) => out.extend_from_slice(&d),
+                    Decoded::End => break,
+                    Decoded::NeedMore => {
+                        assert!(!rest.is_empty(), "split {split}");
+                        buf.extend_from_slice(&rest[..1]);
+                        rest = &rest[1..];
+                    }
+                }
+            }
+            assert_eq!(out, b"abc", "split {split}");
+        }
+    }
+
+    #[test]
+    fn bad_chunks_are_errors() {
+        for raw in [&b"zz\r\n"[..], b"3\r\nabcXY", b"ffffffffffffffffff\r\n"] {
+            let mut buf = BytesMut::from(raw);
+            let mut chunk = Chunk::Size;
+            let mut result = Ok(Decoded::NeedMore);
+            for _ in 0..4 {
+                result = decode_chunked(&mut buf, &mut chunk);
+                if !matches!(result, Ok(Decoded::Data(_))) {
+                    break;
+                }
+            }
+            assert!(result.is_err(), "{raw:?}");
+        }
+        let mut long = BytesMut::from(&[b'1'; MAX_LINE + 1][..]);
+        assert!(decode_chunked(&mut long, &mut Chunk::Size).is_err());
+    }
+
+    #[test]
+    fn request_framing_is_decided_here() {
+        let mut h = HeaderMap::new();
+        h.insert("host", "api".parse().unwrap());
+        h.insert("content-length", "999".parse().unwrap());
+        h.insert("transfer-encoding", "chunked".parse().unwrap());
+        h.insert("expect", "100-continue".parse().unwrap());
+        let mut out = Vec::new();
+        encode_head(&Method::POST, "/x?y=1", &h, OutFraming::Length(3), &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "POST /x?y=1 HTTP/1.1\r\nhost: api\r\ncontent-length: 3\r\n\r\n"
+        );
+        assert_eq!(
+            OutFraming::for_body(&Method::GET, &UpstreamBody::Empty),
+            OutFraming::None
+        );
+        assert_eq!(
+            OutFraming::for_body(&Method::POST, &UpstreamBody::Empty),
+            OutFraming::Length(0)
+        );
+        assert_eq!(
+            OutFraming::for_body(
+                &Method::PUT,
+                &UpstreamBody::Full(Some(Bytes::from_static(b"abc")))
+            ),
+            OutFraming::Length(3)
+        );
+    }
+}
