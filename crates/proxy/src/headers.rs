@@ -34,28 +34,60 @@ pub static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 
+/// The bit of a hop-by-hop name in [`HOP_BY_HOP`] order, or 0.
+fn hop_bit(name: &HeaderName) -> u16 {
+    match name.as_str() {
+        "connection" => 1,
+        "keep-alive" => 1 << 1,
+        "proxy-connection" => 1 << 2,
+        "proxy-authenticate" => 1 << 3,
+        "proxy-authorization" => 1 << 4,
+        "te" => 1 << 5,
+        "trailer" => 1 << 6,
+        "transfer-encoding" => 1 << 7,
+        "upgrade" => 1 << 8,
+        _ => 0,
+    }
+}
+
 /// Removes hop-by-hop headers, including any named in `Connection`.
 pub fn strip_hop_by_hop(h: &mut HeaderMap) {
-    // Most messages carry none: one pass over the (few) names decides,
-    // instead of a lookup per hop-by-hop name.
-    if !h.keys().any(|k| HOP_BY_HOP.contains(k)) {
+    // One pass over the (few) names finds which are present; most messages
+    // carry none, or only `Connection: keep-alive`.
+    let found = h.keys().fold(0u16, |acc, k| acc | hop_bit(k));
+    if found == 0 {
         return;
     }
-    let named: Vec<HeaderName> = h
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    for n in named {
-        // Never let `Connection: host` or similar remove end-to-end essentials.
-        if n != http::header::HOST && n != http::header::CONTENT_LENGTH {
-            h.remove(n);
+    if found & 1 != 0 {
+        let mut named: Vec<HeaderName> = Vec::new();
+        for token in h
+            .get_all(CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+        {
+            if token.is_empty()
+                || token.eq_ignore_ascii_case("close")
+                || token.eq_ignore_ascii_case("keep-alive")
+            {
+                continue;
+            }
+            if let Ok(n) = HeaderName::from_bytes(token.as_bytes()) {
+                named.push(n);
+            }
+        }
+        for n in named {
+            // Never let `Connection: host` or similar remove end-to-end essentials.
+            if n != http::header::HOST && n != http::header::CONTENT_LENGTH {
+                h.remove(n);
+            }
         }
     }
-    for n in &HOP_BY_HOP {
-        h.remove(n);
+    for (i, n) in HOP_BY_HOP.iter().enumerate() {
+        if found & (1 << i) != 0 {
+            h.remove(n);
+        }
     }
 }
 
@@ -107,22 +139,21 @@ pub struct Forwarding<'a> {
     pub host: Option<&'a str>,
 }
 
-fn forwarded_node(ip: IpAddr, text: &str) -> String {
-    match ip {
-        IpAddr::V4(_) => text.to_owned(),
-        IpAddr::V6(_) => format!("\"[{text}]\""),
-    }
-}
-
 /// Sets `X-Forwarded-For/Proto/Host`, `Forwarded` and `X-Real-IP` on a
 /// request going upstream. Incoming values are kept (and appended to) only
 /// when the peer is a trusted proxy; otherwise they are replaced, so a
 /// client cannot forge its address.
 pub fn set_forwarding(h: &mut HeaderMap, f: &Forwarding<'_>) {
+    // Runs for every request: strings are built by hand, not with `format!`.
     let peer = ip_string(f.peer);
+    let peer_value = HeaderValue::from_str(&peer).ok();
     match (f.trusted_peer, joined(h, &X_FORWARDED_FOR)) {
-        (true, Some(prev)) => insert(h, &X_FORWARDED_FOR, &format!("{prev}, {peer}")),
-        _ => insert(h, &X_FORWARDED_FOR, &peer),
+        (true, Some(mut prev)) => {
+            prev.push_str(", ");
+            prev.push_str(&peer);
+            insert(h, &X_FORWARDED_FOR, &prev);
+        }
+        _ => set(h, &X_FORWARDED_FOR, peer_value.clone()),
     }
     if !(f.trusted_peer && h.contains_key(&X_FORWARDED_PROTO)) {
         h.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(f.proto));
@@ -135,18 +166,32 @@ pub fn set_forwarding(h: &mut HeaderMap, f: &Forwarding<'_>) {
             }
         }
     }
-    let mut element = format!("for={};proto={}", forwarded_node(f.peer, &peer), f.proto);
+    let mut element = String::with_capacity(32 + f.host.map_or(0, str::len));
+    element.push_str("for=");
+    match f.peer {
+        IpAddr::V4(_) => element.push_str(&peer),
+        IpAddr::V6(_) => {
+            element.push_str("\"[");
+            element.push_str(&peer);
+            element.push_str("]\"");
+        }
+    }
+    element.push_str(";proto=");
+    element.push_str(f.proto);
     if let Some(host) = f.host {
         element.push_str(";host=");
-        element.push_str(&quote_if_needed(host));
+        push_token_or_quoted(&mut element, host);
     }
-    let forwarded = match (f.trusted_peer, joined(h, &FORWARDED)) {
-        (true, Some(prev)) => format!("{prev}, {element}"),
-        _ => element,
-    };
-    insert(h, &FORWARDED, &forwarded);
+    match (f.trusted_peer, joined(h, &FORWARDED)) {
+        (true, Some(mut prev)) => {
+            prev.push_str(", ");
+            prev.push_str(&element);
+            insert(h, &FORWARDED, &prev);
+        }
+        _ => insert(h, &FORWARDED, &element),
+    }
     if f.client == f.peer {
-        insert(h, &X_REAL_IP, &peer);
+        set(h, &X_REAL_IP, peer_value);
     } else {
         insert(h, &X_REAL_IP, &ip_string(f.client));
     }
@@ -176,14 +221,23 @@ fn ip_string(ip: IpAddr) -> String {
     }
 }
 
-fn quote_if_needed(v: &str) -> String {
+/// Appends `v` as a `Forwarded` value: bare when it is a token, quoted
+/// (with `\\` and `"` escaped) otherwise.
+fn push_token_or_quoted(out: &mut String, v: &str) {
     if v.bytes()
         .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
     {
-        v.to_owned()
-    } else {
-        format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
+        out.push_str(v);
+        return;
     }
+    out.push('"');
+    for c in v.chars() {
+        if c == '\\' || c == '"' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
 }
 
 fn joined(h: &HeaderMap, name: &HeaderName) -> Option<String> {
@@ -193,6 +247,17 @@ fn joined(h: &HeaderMap, name: &HeaderName) -> Option<String> {
         .filter_map(|v| v.to_str().ok())
         .collect();
     (!parts.is_empty()).then(|| parts.join(", "))
+}
+
+fn set(h: &mut HeaderMap, name: &HeaderName, value: Option<HeaderValue>) {
+    match value {
+        Some(v) => {
+            h.insert(name.clone(), v);
+        }
+        None => {
+            h.remove(name);
+        }
+    }
 }
 
 fn insert(h: &mut HeaderMap, name: &HeaderName, value: &str) {
@@ -259,6 +324,20 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("x-kept"));
+
+        // Several Connection fields, mixed case; Host and Content-Length survive.
+        let mut h = headers(&[
+            ("connection", "Close"),
+            ("connection", "X-Other, host, content-length"),
+            ("x-other", "1"),
+            ("host", "a"),
+            ("content-length", "0"),
+            ("transfer-encoding", "chunked"),
+        ]);
+        strip_hop_by_hop(&mut h);
+        let mut left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["content-length", "host"]);
     }
 
     #[test]
@@ -309,6 +388,18 @@ mod tests {
         };
         set_forwarding(&mut h, &f);
         assert_eq!(h["x-forwarded-for"], "1.2.3.4, ::1");
+        let mut quoted = HeaderMap::new();
+        set_forwarding(
+            &mut quoted,
+            &Forwarding {
+                host: Some("api.example.com:8443"),
+                ..f
+            },
+        );
+        assert_eq!(
+            quoted["forwarded"],
+            "for=\"[::1]\";proto=https;host=\"api.example.com:8443\""
+        );
         assert_eq!(h["forwarded"], "for=1.2.3.4, for=\"[::1]\";proto=https");
         assert_eq!(h["x-real-ip"], "1.2.3.4");
     }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -125,11 +126,23 @@ impl Drop for Active {
     }
 }
 
-fn builder(limits: &ListenerLimits) -> auto::Builder<TokioExecutor> {
+/// The HTTP/1 settings. hyper's own limits sit above ours so that the
+/// gateway, not hyper, answers most oversized heads (with problem+json);
+/// hyper's bare 431 remains the backstop.
+fn http1(limits: &ListenerLimits) -> http1::Builder {
+    let mut b = http1::Builder::new();
+    let buf = (limits.max_header_bytes * 2 + 4096).max(8192);
+    b.timer(TokioTimer::new())
+        .header_read_timeout(None)
+        .keep_alive(true)
+        .max_buf_size(buf)
+        .max_headers((limits.max_headers + 50).max(100));
+    b
+}
+
+/// Both protocols, told apart by the first bytes (h2c by prior knowledge).
+fn auto_builder(limits: &ListenerLimits) -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
-    // hyper's own limits sit above ours so that the gateway, not hyper,
-    // answers most oversized heads (with problem+json); hyper's bare 431
-    // remains the backstop.
     let buf = (limits.max_header_bytes * 2 + 4096).max(8192);
     b.http1()
         .timer(TokioTimer::new())
@@ -137,13 +150,24 @@ fn builder(limits: &ListenerLimits) -> auto::Builder<TokioExecutor> {
         .keep_alive(true)
         .max_buf_size(buf)
         .max_headers((limits.max_headers + 50).max(100));
-    b.http2()
-        .timer(TokioTimer::new())
+    configure_http2(&mut b.http2(), limits);
+    b
+}
+
+fn configure_http2<E>(b: &mut auto::Http2Builder<'_, E>, limits: &ListenerLimits) {
+    b.timer(TokioTimer::new())
         .max_concurrent_streams(limits.max_concurrent_streams)
         .max_header_list_size(u32::try_from(limits.max_header_bytes * 2).unwrap_or(u32::MAX))
         .keep_alive_interval(Some(limits.idle_timeout))
         .keep_alive_timeout(Duration::from_secs(20));
-    b
+}
+
+/// How a connection is served.
+enum Protocol {
+    /// HTTP/1.1 only: hyper's HTTP/1 connection, without protocol sniffing.
+    Http1(http1::Builder),
+    /// HTTP/2 only (ALPN chose it) or both (h2c allowed).
+    Auto(auto::Builder<TokioExecutor>),
 }
 
 async fn serve_connection(
@@ -207,7 +231,7 @@ async fn serve_connection(
             if is_h2 {
                 let io = ConnGuard::passthrough(stream, conn_shared.clone());
                 run(
-                    builder(&limits).http2_only(),
+                    Protocol::Auto(auto_builder(&limits).http2_only()),
                     io,
                     conn,
                     shared.clone(),
@@ -222,7 +246,7 @@ async fn serve_connection(
                     limits.idle_timeout,
                 );
                 run(
-                    builder(&limits).http1_only(),
+                    Protocol::Http1(http1(&limits)),
                     io,
                     conn,
                     shared.clone(),
@@ -245,12 +269,12 @@ async fn serve_connection(
                 limits.header_timeout,
                 limits.idle_timeout,
             );
-            let b = if h2c {
-                builder(&limits)
+            let protocol = if h2c {
+                Protocol::Auto(auto_builder(&limits))
             } else {
-                builder(&limits).http1_only()
+                Protocol::Http1(http1(&limits))
             };
-            run(b, io, conn, shared.clone(), stop).await;
+            run(protocol, io, conn, shared.clone(), stop).await;
         }
     }
     if let Some(id) = conn_shared.header_timed_out.get() {
@@ -269,7 +293,7 @@ async fn serve_connection(
 }
 
 async fn run<IO>(
-    builder: auto::Builder<TokioExecutor>,
+    protocol: Protocol,
     io: IO,
     conn: Arc<ConnInfo>,
     shared: Arc<Shared>,
@@ -280,13 +304,29 @@ async fn run<IO>(
     // The request future is boxed: hyper keeps room for one per connection,
     // and a box keeps idle connections small.
     let service = service_fn(move |req| Box::pin(handle(req, conn.clone(), shared.clone())));
-    let connection = builder.serve_connection(TokioIo::new(io), service);
-    tokio::pin!(connection);
-    tokio::select! {
-        _ = connection.as_mut() => {}
-        _ = stop.changed() => {
-            connection.as_mut().graceful_shutdown();
-            let _ = connection.await;
+    let io = TokioIo::new(io);
+    match protocol {
+        Protocol::Http1(builder) => {
+            let connection = builder.serve_connection(io, service);
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                _ = stop.changed() => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
+        }
+        Protocol::Auto(builder) => {
+            let connection = builder.serve_connection(io, service);
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                _ = stop.changed() => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
         }
     }
 }

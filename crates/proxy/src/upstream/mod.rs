@@ -279,7 +279,10 @@ impl UpstreamRuntime {
                 let reused = pooled.is_some();
                 let conn = match pooled.take() {
                     Some(c) => c,
-                    None => match self.connector.connect(&target.target).await {
+                    // Boxed: connecting (with its TLS handshake) is rare on
+                    // a warm pool, and inline it would make every request's
+                    // future several times larger.
+                    None => match Box::pin(self.connector.connect(&target.target)).await {
                         Ok(io) => Conn::new(io),
                         Err(e) => {
                             tracing::debug!(upstream = %self.spec.name, target = %target.target.authority, error = %e, "connect failed");
