@@ -126,30 +126,30 @@ impl Drop for Active {
     }
 }
 
-/// The HTTP/1 settings. hyper's own limits sit above ours so that the
-/// gateway, not hyper, answers most oversized heads (with problem+json);
-/// hyper's bare 431 remains the backstop.
+/// The HTTP/1 settings, for hyper's HTTP/1 builder and the one inside the
+/// auto builder (two types with the same methods). hyper's own limits sit
+/// above ours so that the gateway, not hyper, answers most oversized heads
+/// (with problem+json); hyper's bare 431 remains the backstop.
+macro_rules! http1_settings {
+    ($b:expr, $limits:expr) => {
+        $b.timer(TokioTimer::new())
+            .header_read_timeout(None)
+            .keep_alive(true)
+            .max_buf_size(($limits.max_header_bytes * 2 + 4096).max(8192))
+            .max_headers(($limits.max_headers + 50).max(100))
+    };
+}
+
 fn http1(limits: &ListenerLimits) -> http1::Builder {
     let mut b = http1::Builder::new();
-    let buf = (limits.max_header_bytes * 2 + 4096).max(8192);
-    b.timer(TokioTimer::new())
-        .header_read_timeout(None)
-        .keep_alive(true)
-        .max_buf_size(buf)
-        .max_headers((limits.max_headers + 50).max(100));
+    http1_settings!(b, limits);
     b
 }
 
 /// Both protocols, told apart by the first bytes (h2c by prior knowledge).
 fn auto_builder(limits: &ListenerLimits) -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
-    let buf = (limits.max_header_bytes * 2 + 4096).max(8192);
-    b.http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(None)
-        .keep_alive(true)
-        .max_buf_size(buf)
-        .max_headers((limits.max_headers + 50).max(100));
+    http1_settings!(b.http1(), limits);
     configure_http2(&mut b.http2(), limits);
     b
 }
