@@ -305,29 +305,23 @@ async fn run<IO>(
     // and a box keeps idle connections small.
     let service = service_fn(move |req| Box::pin(handle(req, conn.clone(), shared.clone())));
     let io = TokioIo::new(io);
+    // The two connection types share the method names, not a trait.
+    macro_rules! serve_until_stopped {
+        ($connection:expr) => {{
+            let connection = $connection;
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                _ = stop.changed() => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
+        }};
+    }
     match protocol {
-        Protocol::Http1(builder) => {
-            let connection = builder.serve_connection(io, service);
-            tokio::pin!(connection);
-            tokio::select! {
-                _ = connection.as_mut() => {}
-                _ = stop.changed() => {
-                    connection.as_mut().graceful_shutdown();
-                    let _ = connection.await;
-                }
-            }
-        }
-        Protocol::Auto(builder) => {
-            let connection = builder.serve_connection(io, service);
-            tokio::pin!(connection);
-            tokio::select! {
-                _ = connection.as_mut() => {}
-                _ = stop.changed() => {
-                    connection.as_mut().graceful_shutdown();
-                    let _ = connection.await;
-                }
-            }
-        }
+        Protocol::Http1(builder) => serve_until_stopped!(builder.serve_connection(io, service)),
+        Protocol::Auto(builder) => serve_until_stopped!(builder.serve_connection(io, service)),
     }
 }
 
