@@ -241,14 +241,7 @@ async fn the_demo_serves_its_tour() {
         .await
         .unwrap();
     assert_eq!(big.status(), 413);
-    let metrics = c
-        .get(format!("http://{admin}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = portcullis_testkit::fetch_text(&format!("http://{admin}/metrics")).await;
     assert!(
         metrics.contains("portcullis_requests_total{route=\"user\",status=\"200\"} 1"),
         "{metrics}"

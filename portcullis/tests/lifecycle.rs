@@ -118,14 +118,7 @@ async fn reload_under_continuous_load_fails_no_request() {
         failed.first()
     );
     assert!(ok.load(Ordering::Relaxed) > 100);
-    let metrics = client()
-        .get(gw.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.metrics().await;
     assert!(!metrics.contains("portcullis_config_reloads_total{result=\"success\"} 0"));
     assert!(
         metrics.contains("portcullis_config_reloads_total{result=\"failure\"} 0"),
@@ -172,14 +165,7 @@ async fn a_bad_config_is_refused_and_the_old_one_keeps_serving() {
         assert_eq!(r.status(), 200);
         assert_eq!(r.headers()["x-upstream"], "a");
     }
-    let metrics = c
-        .get(gw.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.metrics().await;
     assert!(
         metrics.contains("portcullis_config_reloads_total{result=\"failure\"} 1"),
         "{metrics}"

@@ -270,14 +270,7 @@ async fn connections_over_the_cap_are_turned_away() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(served);
-    let metrics = client()
-        .get(gw.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.metrics().await;
     assert!(
         metrics.contains("portcullis_connections_rejected_total{listener=\"main\"} "),
         "{metrics}"

@@ -115,6 +115,29 @@ async fn round_robin_spreads_requests_evenly() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_connections_are_pooled_and_reused() {
+    let up = FakeUpstream::start("a").await;
+    let gw = GatewayProcess::start(bin(), &config(&[up.addr.to_string()], ""), &[]);
+    for i in 0..20 {
+        // A new client connection each time: only the gateway's pool can
+        // explain a reused upstream connection.
+        let resp = client()
+            .get(gw.url("main", &format!("/x/{i}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let _ = resp.bytes().await.unwrap();
+    }
+    assert_eq!(up.requests(), 20);
+    assert_eq!(
+        up.connections(),
+        1,
+        "sequential requests should share one pooled upstream connection"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn least_connections_avoids_the_busy_target() {
     let a = FakeUpstream::start("a").await;
     let b = FakeUpstream::start("b").await;
@@ -169,14 +192,7 @@ async fn active_health_checks_take_targets_out_and_bring_them_back() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(only_b, "the unhealthy target kept getting traffic");
-    let metrics = c
-        .get(gw.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.metrics().await;
     assert!(
         metrics.contains(&format!(
             "portcullis_upstream_target_healthy{{upstream=\"api\",target=\"{}\"}} 0",

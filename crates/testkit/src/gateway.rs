@@ -145,6 +145,11 @@ impl GatewayProcess {
         format!("http://{}{path}", self.admin.expect("no admin listener"))
     }
 
+    /// The admin listener's Prometheus page.
+    pub async fn metrics(&self) -> String {
+        crate::fetch_text(&self.admin_url("/metrics")).await
+    }
+
     pub fn stdout_lines(&self) -> Vec<String> {
         self.stdout.lock().unwrap().clone()
     }

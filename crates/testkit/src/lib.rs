@@ -22,6 +22,13 @@ pub use gateway::{GatewayProcess, wait_until};
 pub use tls::TestCa;
 pub use upstream::FakeUpstream;
 
+/// The body of a successful GET, as text (e.g. the metrics page).
+pub async fn fetch_text(url: &str) -> String {
+    let resp = client().get(url).send().await.unwrap();
+    assert!(resp.status().is_success(), "GET {url}: {}", resp.status());
+    resp.text().await.unwrap()
+}
+
 /// A plain HTTP/1.1 client that does not reuse connections between tests.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()

@@ -31,6 +31,7 @@ struct State {
     name: String,
     requests: AtomicUsize,
     in_flight: AtomicUsize,
+    connections: AtomicUsize,
     healthy: AtomicBool,
 }
 
@@ -89,6 +90,7 @@ impl FakeUpstream {
             name: name.to_owned(),
             requests: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
+            connections: AtomicUsize::new(0),
             healthy: AtomicBool::new(true),
         });
         let st = state.clone();
@@ -98,6 +100,7 @@ impl FakeUpstream {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
+                st.connections.fetch_add(1, Ordering::SeqCst);
                 let st = st.clone();
                 let tls = tls.clone();
                 conns.spawn(async move {
@@ -127,6 +130,11 @@ impl FakeUpstream {
     /// Requests received (health probes excluded).
     pub fn requests(&self) -> usize {
         self.state.requests.load(Ordering::SeqCst)
+    }
+
+    /// TCP connections accepted so far (health probes included).
+    pub fn connections(&self) -> usize {
+        self.state.connections.load(Ordering::SeqCst)
     }
 
     /// Requests being answered right now.
