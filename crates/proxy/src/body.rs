@@ -32,13 +32,52 @@ pub enum BodyError {
     #[error("the client paused too long while sending the body")]
     Timeout,
     #[error("reading the request body failed: {0}")]
-    Client(#[from] hyper::Error),
+    Client(#[from] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// A request body as the client sends it: read from the HTTP/1
+/// connection by the request's own task, or from an HTTP/2 stream.
+pub enum ClientBody<'c> {
+    H1(crate::h1::RequestBody<'c>),
+    H2(Incoming),
+}
+
+impl Body for ClientBody<'_> {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut TaskCx<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let next = match self.get_mut() {
+            ClientBody::H1(b) => ready!(Pin::new(b).poll_frame(cx))
+                .map(|r| r.map_err(|e| BodyError::Client(e.into()))),
+            ClientBody::H2(b) => ready!(Pin::new(b).poll_frame(cx))
+                .map(|r| r.map_err(|e| BodyError::Client(e.into()))),
+        };
+        Poll::Ready(next)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ClientBody::H1(b) => b.is_end_stream(),
+            ClientBody::H2(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ClientBody::H1(b) => b.size_hint(),
+            ClientBody::H2(b) => b.size_hint(),
+        }
+    }
 }
 
 /// The client's body, streamed: refuses to go past `limit` bytes and fails
 /// when the client pauses longer than `timeout` between chunks.
-pub struct StreamingBody {
-    inner: Incoming,
+pub struct StreamingBody<'c> {
+    inner: ClientBody<'c>,
     limit: u64,
     seen: u64,
     timeout: Duration,
@@ -46,8 +85,13 @@ pub struct StreamingBody {
     stats: Arc<RequestStats>,
 }
 
-impl StreamingBody {
-    pub fn new(inner: Incoming, limit: u64, timeout: Duration, stats: Arc<RequestStats>) -> Self {
+impl<'c> StreamingBody<'c> {
+    pub fn new(
+        inner: ClientBody<'c>,
+        limit: u64,
+        timeout: Duration,
+        stats: Arc<RequestStats>,
+    ) -> Self {
         StreamingBody {
             inner,
             limit,
@@ -59,7 +103,7 @@ impl StreamingBody {
     }
 }
 
-impl Body for StreamingBody {
+impl Body for StreamingBody<'_> {
     type Data = Bytes;
     type Error = BodyError;
 
@@ -84,7 +128,7 @@ impl Body for StreamingBody {
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(BodyError::Client(e)))),
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => {
                 let timeout = this.timeout;
@@ -110,15 +154,15 @@ impl Body for StreamingBody {
 }
 
 /// The body sent upstream.
-pub enum UpstreamBody {
+pub enum UpstreamBody<'c> {
     Empty,
     Full(Option<Bytes>),
-    Stream(StreamingBody),
+    Stream(StreamingBody<'c>),
 }
 
-impl UpstreamBody {
+impl<'c> UpstreamBody<'c> {
     /// Whether the body can be sent again (for a retry).
-    pub fn replay(&self) -> Option<UpstreamBody> {
+    pub fn replay(&self) -> Option<UpstreamBody<'c>> {
         match self {
             UpstreamBody::Empty => Some(UpstreamBody::Empty),
             UpstreamBody::Full(b) => Some(UpstreamBody::Full(b.clone())),
@@ -127,7 +171,7 @@ impl UpstreamBody {
     }
 }
 
-impl Body for UpstreamBody {
+impl Body for UpstreamBody<'_> {
     type Data = Bytes;
     type Error = BodyError;
 
@@ -160,7 +204,7 @@ impl Body for UpstreamBody {
 }
 
 /// Reads a whole body into memory, within the stream's limit and timeout.
-pub async fn collect(mut body: StreamingBody) -> Result<Bytes, BodyError> {
+pub async fn collect(mut body: StreamingBody<'_>) -> Result<Bytes, BodyError> {
     let mut buf = bytes::BytesMut::new();
     while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
         if let Ok(data) = frame?.into_data() {

@@ -133,10 +133,13 @@ pub fn client_address(listener: &Listener, peer: IpAddr, h: &HeaderMap) -> IpAdd
 #[derive(Debug)]
 pub struct Forwarding<'a> {
     pub peer: IpAddr,
+    /// The peer's address as a header value, made once per connection.
+    pub peer_value: &'a HeaderValue,
     pub client: IpAddr,
     pub trusted_peer: bool,
     pub proto: &'static str,
-    pub host: Option<&'a str>,
+    /// The `Host` the client sent, as received.
+    pub host: Option<&'a HeaderValue>,
 }
 
 /// Sets `X-Forwarded-For/Proto/Host`, `Forwarded` and `X-Real-IP` on a
@@ -144,57 +147,79 @@ pub struct Forwarding<'a> {
 /// when the peer is a trusted proxy; otherwise they are replaced, so a
 /// client cannot forge its address.
 pub fn set_forwarding(h: &mut HeaderMap, f: &Forwarding<'_>) {
-    // Runs for every request: strings are built by hand, not with `format!`.
-    let peer = ip_string(f.peer);
-    let peer_value = HeaderValue::from_str(&peer).ok();
-    match (f.trusted_peer, joined(h, &X_FORWARDED_FOR)) {
-        (true, Some(mut prev)) => {
+    // Runs for every request: values are shared or built by hand, without
+    // `format!` and, for an untrusted peer, without reading what came in.
+    let peer = f.peer_value.to_str().unwrap_or("");
+    match f
+        .trusted_peer
+        .then(|| joined(h, &X_FORWARDED_FOR))
+        .flatten()
+    {
+        Some(mut prev) => {
             prev.push_str(", ");
-            prev.push_str(&peer);
+            prev.push_str(peer);
             insert(h, &X_FORWARDED_FOR, &prev);
         }
-        _ => set(h, &X_FORWARDED_FOR, peer_value.clone()),
+        None => {
+            h.insert(X_FORWARDED_FOR.clone(), f.peer_value.clone());
+        }
     }
     if !(f.trusted_peer && h.contains_key(&X_FORWARDED_PROTO)) {
         h.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(f.proto));
     }
     if !(f.trusted_peer && h.contains_key(&X_FORWARDED_HOST)) {
         match f.host {
-            Some(host) => insert(h, &X_FORWARDED_HOST, host),
+            Some(host) => {
+                h.insert(X_FORWARDED_HOST.clone(), host.clone());
+            }
             None => {
                 h.remove(&X_FORWARDED_HOST);
             }
         }
     }
-    let mut element = String::with_capacity(32 + f.host.map_or(0, str::len));
+    let host = f.host.and_then(|v| v.to_str().ok());
+    let mut element = String::with_capacity(32 + host.map_or(0, str::len));
     element.push_str("for=");
     match f.peer {
-        IpAddr::V4(_) => element.push_str(&peer),
+        IpAddr::V4(_) => element.push_str(peer),
         IpAddr::V6(_) => {
             element.push_str("\"[");
-            element.push_str(&peer);
+            element.push_str(peer);
             element.push_str("]\"");
         }
     }
     element.push_str(";proto=");
     element.push_str(f.proto);
-    if let Some(host) = f.host {
+    if let Some(host) = host {
         element.push_str(";host=");
         push_token_or_quoted(&mut element, host);
     }
-    match (f.trusted_peer, joined(h, &FORWARDED)) {
-        (true, Some(mut prev)) => {
+    match f.trusted_peer.then(|| joined(h, &FORWARDED)).flatten() {
+        Some(mut prev) => {
             prev.push_str(", ");
             prev.push_str(&element);
             insert(h, &FORWARDED, &prev);
         }
-        _ => insert(h, &FORWARDED, &element),
+        None => match HeaderValue::from_maybe_shared(bytes::Bytes::from(element)) {
+            Ok(v) => {
+                h.insert(FORWARDED.clone(), v);
+            }
+            Err(_) => {
+                h.remove(&FORWARDED);
+            }
+        },
     }
     if f.client == f.peer {
-        set(h, &X_REAL_IP, peer_value);
+        h.insert(X_REAL_IP.clone(), f.peer_value.clone());
     } else {
         insert(h, &X_REAL_IP, &ip_string(f.client));
     }
+}
+
+/// An address as a header value (made once per connection).
+pub fn ip_value(ip: IpAddr) -> HeaderValue {
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(ip_string(ip)))
+        .unwrap_or(HeaderValue::from_static(""))
 }
 
 /// An address as text; IPv4 without the formatting machinery (it runs for
@@ -247,17 +272,6 @@ fn joined(h: &HeaderMap, name: &HeaderName) -> Option<String> {
         .filter_map(|v| v.to_str().ok())
         .collect();
     (!parts.is_empty()).then(|| parts.join(", "))
-}
-
-fn set(h: &mut HeaderMap, name: &HeaderName, value: Option<HeaderValue>) {
-    match value {
-        Some(v) => {
-            h.insert(name.clone(), v);
-        }
-        None => {
-            h.remove(name);
-        }
-    }
 }
 
 fn insert(h: &mut HeaderMap, name: &HeaderName, value: &str) {
@@ -361,12 +375,15 @@ mod tests {
             ("x-forwarded-proto", "https"),
             ("forwarded", "for=1.2.3.4"),
         ]);
+        let peer_value = ip_value("192.0.2.1".parse().unwrap());
+        let host = HeaderValue::from_static("api.example.com");
         let f = Forwarding {
             peer: "192.0.2.1".parse().unwrap(),
+            peer_value: &peer_value,
             client: "192.0.2.1".parse().unwrap(),
             trusted_peer: false,
             proto: "http",
-            host: Some("api.example.com"),
+            host: Some(&host),
         };
         set_forwarding(&mut h, &f);
         assert_eq!(h["x-forwarded-for"], "192.0.2.1");
@@ -379,8 +396,10 @@ mod tests {
         assert_eq!(h["x-real-ip"], "192.0.2.1");
 
         let mut h = headers(&[("x-forwarded-for", "1.2.3.4"), ("forwarded", "for=1.2.3.4")]);
+        let peer_value = ip_value("::1".parse().unwrap());
         let f = Forwarding {
             peer: "::1".parse().unwrap(),
+            peer_value: &peer_value,
             client: "1.2.3.4".parse().unwrap(),
             trusted_peer: true,
             proto: "https",
@@ -389,10 +408,11 @@ mod tests {
         set_forwarding(&mut h, &f);
         assert_eq!(h["x-forwarded-for"], "1.2.3.4, ::1");
         let mut quoted = HeaderMap::new();
+        let host = HeaderValue::from_static("api.example.com:8443");
         set_forwarding(
             &mut quoted,
             &Forwarding {
-                host: Some("api.example.com:8443"),
+                host: Some(&host),
                 ..f
             },
         );

@@ -3,16 +3,18 @@
 //! lifecycle (hot reload, graceful shutdown).
 //!
 //! The path of one request, file by file: `server` accepts the connection
-//! and wraps it in `conn::ConnGuard`; `service::handle` runs the phases,
+//! and hands it to `h1` (HTTP/1.1, the gateway's own codec) or hyper
+//! (HTTP/2); `service::handle` runs the phases,
 //! with `pipeline` dispatching to the route's filters and `upstream`
 //! forwarding; `body` carries the bodies and completes the request's
 //! accounting when the response ends.
 
 mod admin;
 mod body;
-mod conn;
+mod chunked;
 mod files;
 mod gateway;
+mod h1;
 mod headers;
 mod pipeline;
 mod server;

@@ -1,5 +1,6 @@
 //! Listening sockets and connections: the accept loop, the connection cap,
-//! the TLS handshake, HTTP/1.1 and HTTP/2 serving, and graceful draining.
+//! the TLS handshake, HTTP/1.1 (`h1`) or HTTP/2 (hyper) serving, and
+//! graceful draining.
 
 use std::future::Future;
 use std::io;
@@ -8,19 +9,22 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use hyper::server::conn::http1;
+use std::convert::Infallible;
+
+use http::Request;
+use hyper::body::Incoming;
+use hyper::server::conn::http2;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use portcullis_config::runtime::ListenerLimits;
 use portcullis_core::{Problem, RequestId, Scheme, TlsInfo};
-use portcullis_telemetry::events::{EventKind, SecurityEvent};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::conn::{ConnGuard, ConnShared, raw_problem};
+use crate::body::ClientBody;
+use crate::h1::{self, io::ClientIo};
 use crate::service::{ConnInfo, handle};
 use crate::state::{ListenerCounters, Shared};
 use crate::tls::protocol_name;
@@ -126,48 +130,14 @@ impl Drop for Active {
     }
 }
 
-/// The HTTP/1 settings, for hyper's HTTP/1 builder and the one inside the
-/// auto builder (two types with the same methods). hyper's own limits sit
-/// above ours so that the gateway, not hyper, answers most oversized heads
-/// (with problem+json); hyper's bare 431 remains the backstop.
-macro_rules! http1_settings {
-    ($b:expr, $limits:expr) => {
-        $b.timer(TokioTimer::new())
-            .header_read_timeout(None)
-            .keep_alive(true)
-            .max_buf_size(($limits.max_header_bytes * 2 + 4096).max(8192))
-            .max_headers(($limits.max_headers + 50).max(100))
-    };
-}
-
-fn http1(limits: &ListenerLimits) -> http1::Builder {
-    let mut b = http1::Builder::new();
-    http1_settings!(b, limits);
-    b
-}
-
-/// Both protocols, told apart by the first bytes (h2c by prior knowledge).
-fn auto_builder(limits: &ListenerLimits) -> auto::Builder<TokioExecutor> {
-    let mut b = auto::Builder::new(TokioExecutor::new());
-    http1_settings!(b.http1(), limits);
-    configure_http2(&mut b.http2(), limits);
-    b
-}
-
-fn configure_http2<E>(b: &mut auto::Http2Builder<'_, E>, limits: &ListenerLimits) {
+fn http2(limits: &ListenerLimits) -> http2::Builder<TokioExecutor> {
+    let mut b = http2::Builder::new(TokioExecutor::new());
     b.timer(TokioTimer::new())
         .max_concurrent_streams(limits.max_concurrent_streams)
         .max_header_list_size(u32::try_from(limits.max_header_bytes * 2).unwrap_or(u32::MAX))
         .keep_alive_interval(Some(limits.idle_timeout))
         .keep_alive_timeout(Duration::from_secs(20));
-}
-
-/// How a connection is served.
-enum Protocol {
-    /// HTTP/1.1 only: hyper's HTTP/1 connection, without protocol sniffing.
-    Http1(http1::Builder),
-    /// HTTP/2 only (ALPN chose it) or both (h2c allowed).
-    Auto(auto::Builder<TokioExecutor>),
+    b
 }
 
 async fn serve_connection(
@@ -175,23 +145,26 @@ async fn serve_connection(
     peer: SocketAddr,
     name: Arc<str>,
     shared: Arc<Shared>,
-    stop: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
     counters: Arc<ListenerCounters>,
 ) {
     // Take what the connection needs from the current generation and let
     // go of it: the connection may outlive it.
-    let (limits, tls, h2c, hsts) = {
+    let (settings, tls, hsts) = {
         let generation = shared.current.load();
         let Some(l) = generation.listeners.get(&name) else {
             return;
         };
         (
-            l.config.limits.clone(),
+            h1::Settings {
+                limits: l.config.limits.clone(),
+                h2c: l.config.h2c,
+            },
             l.tls.clone(),
-            l.config.h2c,
             l.config.tls.as_ref().is_some_and(|t| t.hsts),
         )
     };
+    let limits = &settings.limits;
     let active = counters.active.fetch_add(1, Ordering::AcqRel) + 1;
     counters.active_gauge.inc();
     let _active = Active(counters.clone());
@@ -204,8 +177,7 @@ async fn serve_connection(
     }
     counters.accepted.inc();
     let _ = stream.set_nodelay(true);
-    let conn_shared = Arc::new(ConnShared::default());
-    match tls {
+    let (io, info) = match tls {
         Some(tls) => {
             let handshake =
                 tokio::time::timeout(limits.header_timeout, tls.acceptor.accept(stream)).await;
@@ -214,114 +186,70 @@ async fn serve_connection(
                 return;
             };
             let (_, session) = stream.get_ref();
-            let is_h2 = session.alpn_protocol() == Some(b"h2");
             let info = TlsInfo {
                 server_name: session.server_name().map(Into::into),
                 protocol: protocol_name(session.protocol_version()),
                 alpn: session.alpn_protocol().map(Into::into),
                 hsts,
             };
-            let conn = Arc::new(ConnInfo {
-                listener: name.clone(),
-                peer,
-                scheme: Scheme::Https,
-                tls: Some(info),
-                shared: conn_shared.clone(),
-            });
-            if is_h2 {
-                let io = ConnGuard::passthrough(stream, conn_shared.clone());
-                run(
-                    Protocol::Auto(auto_builder(&limits).http2_only()),
-                    io,
-                    conn,
-                    shared.clone(),
-                    stop,
-                )
-                .await;
-            } else {
-                let io = ConnGuard::new(
-                    stream,
-                    conn_shared.clone(),
-                    limits.header_timeout,
-                    limits.idle_timeout,
-                );
-                run(
-                    Protocol::Http1(http1(&limits)),
-                    io,
-                    conn,
-                    shared.clone(),
-                    stop,
-                )
-                .await;
-            }
+            (ClientIo::Tls(Box::new(stream)), Some(info))
         }
-        None => {
-            let conn = Arc::new(ConnInfo {
-                listener: name.clone(),
-                peer,
-                scheme: Scheme::Http,
-                tls: None,
-                shared: conn_shared.clone(),
-            });
-            let io = ConnGuard::new(
-                stream,
-                conn_shared.clone(),
-                limits.header_timeout,
-                limits.idle_timeout,
-            );
-            let protocol = if h2c {
-                Protocol::Auto(auto_builder(&limits))
-            } else {
-                Protocol::Http1(http1(&limits))
-            };
-            run(protocol, io, conn, shared.clone(), stop).await;
-        }
+        None => (ClientIo::Plain(stream), None),
+    };
+    let is_h2 = info.as_ref().and_then(|i| i.alpn.as_deref()) == Some(b"h2");
+    let conn = Arc::new(ConnInfo {
+        listener: name.clone(),
+        peer,
+        scheme: if info.is_some() {
+            Scheme::Https
+        } else {
+            Scheme::Http
+        },
+        tls: info,
+        peer_value: crate::headers::ip_value(peer.ip()),
+    });
+    if is_h2 {
+        serve_h2(io, limits, conn, shared, stop).await;
+        return;
     }
-    if let Some(id) = conn_shared.header_timed_out.get() {
-        counters.header_timeouts.inc();
-        let generation = shared.current.load();
-        generation.events.emit(&SecurityEvent {
-            kind: EventKind::LimitExceeded,
-            code: "header-timeout".into(),
-            request_id: Some(id.as_str().to_owned()),
-            listener: Some(name.clone()),
-            client: Some(peer.ip()),
-            route: None,
-            detail: None,
-        });
+    // HTTP/1, unless the client opens with the HTTP/2 preface (h2c).
+    if let Some(io) = h1::serve(io, &conn, &shared, &settings, &counters, &mut stop).await {
+        serve_h2(io, limits, conn, shared, stop).await;
     }
 }
 
-async fn run<IO>(
-    protocol: Protocol,
+/// Serves an HTTP/2 connection with hyper until it ends or the listener
+/// stops (then GOAWAY, and the streams in flight finish).
+async fn serve_h2<IO>(
     io: IO,
+    limits: &ListenerLimits,
     conn: Arc<ConnInfo>,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    // The request future is boxed: hyper keeps room for one per connection,
-    // and a box keeps idle connections small.
-    let service = service_fn(move |req| Box::pin(handle(req, conn.clone(), shared.clone())));
-    let io = TokioIo::new(io);
-    // The two connection types share the method names, not a trait.
-    macro_rules! serve_until_stopped {
-        ($connection:expr) => {{
-            let connection = $connection;
-            tokio::pin!(connection);
-            tokio::select! {
-                _ = connection.as_mut() => {}
-                _ = stop.changed() => {
-                    connection.as_mut().graceful_shutdown();
-                    let _ = connection.await;
-                }
-            }
-        }};
+    let service = service_fn(move |req: Request<Incoming>| {
+        let conn = conn.clone();
+        let shared = shared.clone();
+        // Boxed: hyper keeps room for one per stream.
+        Box::pin(async move {
+            let (parts, body) = req.into_parts();
+            let req = Request::from_parts(parts, ClientBody::H2(body));
+            Ok::<_, Infallible>(handle(req, &conn, &shared).await)
+        })
+    });
+    let connection = http2(limits).serve_connection(TokioIo::new(io), service);
+    tokio::pin!(connection);
+    if *stop.borrow() {
+        connection.as_mut().graceful_shutdown();
     }
-    match protocol {
-        Protocol::Http1(builder) => serve_until_stopped!(builder.serve_connection(io, service)),
-        Protocol::Auto(builder) => serve_until_stopped!(builder.serve_connection(io, service)),
+    tokio::select! {
+        _ = connection.as_mut() => {}
+        _ = stop.changed() => {
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        }
     }
 }
 
@@ -331,4 +259,36 @@ async fn refuse(mut stream: TcpStream) {
     let raw = raw_problem(&Problem::too_many_connections(), &RequestId::generate());
     let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&raw)).await;
     let _ = stream.shutdown().await;
+}
+
+/// A problem+json response as raw HTTP/1.1 bytes, for the few answers
+/// written below the HTTP layer (a connection over the cap).
+/// The connection is closed after it.
+fn raw_problem(problem: &Problem, id: &RequestId) -> Vec<u8> {
+    let resp = problem.to_response(id);
+    let status = resp.status();
+    let mut out = Vec::with_capacity(512);
+    out.extend_from_slice(
+        format!(
+            "HTTP/1.1 {} {}\r\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("")
+        )
+        .as_bytes(),
+    );
+    for (name, value) in resp.headers() {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(
+        format!(
+            "connection: close\r\ncontent-length: {}\r\n\r\n",
+            resp.body().len()
+        )
+        .as_bytes(),
+    );
+    out.extend_from_slice(resp.body());
+    out
 }

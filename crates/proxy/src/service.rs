@@ -2,7 +2,6 @@
 //! of the phases; every way out goes through `finish`, the one place where
 //! a verdict becomes a response (problem+json for denials and errors).
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -12,7 +11,6 @@ use http::header::{CONNECTION, HOST, HeaderValue, LOCATION};
 use http::uri::PathAndQuery;
 use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
 use http_body::Body as _;
-use hyper::body::Incoming;
 use portcullis_core::{
     Context, Outcome, Problem, RequestId, Scheme, TlsInfo, UpstreamInfo, Verdict,
 };
@@ -20,8 +18,8 @@ use portcullis_router::{Lookup, normalize_host, normalize_path};
 use portcullis_telemetry::access::AccessEntry;
 use portcullis_telemetry::events::{EventKind, SecurityEvent};
 
-use crate::body::{self, RequestStats, ResponseBody, StreamingBody, UpstreamBody};
-use crate::conn::{ConnShared, RequestGuard};
+use crate::body::{self, ClientBody, RequestStats, ResponseBody, StreamingBody, UpstreamBody};
+use crate::h1::HeadError;
 use crate::headers::{self, Forwarding, X_REQUEST_ID};
 use crate::state::{Generation, ListenerRuntime, Shared};
 use crate::upstream::{InFlight, ResponseStream, UpstreamError};
@@ -35,14 +33,16 @@ pub struct ConnInfo {
     pub peer: SocketAddr,
     pub scheme: Scheme,
     pub tls: Option<TlsInfo>,
-    pub shared: Arc<ConnShared>,
+    /// The peer's address as a header value, for the forwarding headers.
+    pub peer_value: HeaderValue,
 }
 
 /// The request facts kept for the log after the request itself is gone.
 struct Facts {
     method: Method,
-    /// The request target as received (cheap to clone: shared bytes).
-    uri: http::Uri,
+    /// The request target as received (cheap to clone: shared bytes);
+    /// none when the request head could not be parsed.
+    uri: Option<http::Uri>,
     /// The normalised path, when it differs from the received one.
     normalized: Option<String>,
     host: Option<HeaderValue>,
@@ -59,7 +59,6 @@ pub struct Completion {
     facts: Facts,
     status: u16,
     stats: Option<Arc<RequestStats>>,
-    _request: RequestGuard,
     _in_flight: Option<InFlight>,
 }
 
@@ -86,8 +85,12 @@ impl Completion {
             ctx: &self.ctx,
             method: &f.method,
             host: f.host.as_ref().and_then(|h| h.to_str().ok()),
-            path: f.normalized.as_deref().unwrap_or(f.uri.path()),
-            query: f.uri.query(),
+            path: f
+                .normalized
+                .as_deref()
+                .or(f.uri.as_ref().map(http::Uri::path))
+                .unwrap_or("-"),
+            query: f.uri.as_ref().and_then(http::Uri::query),
             version: f.version,
             headers: &f.logged_headers,
             status: self.status,
@@ -108,7 +111,6 @@ struct Exchange {
     ctx: Context,
     facts: Facts,
     route: Option<usize>,
-    guard: RequestGuard,
     stats: Option<Arc<RequestStats>>,
     close: bool,
 }
@@ -180,7 +182,6 @@ impl Exchange {
             facts: self.facts,
             status: parts.status.as_u16(),
             stats: self.stats,
-            _request: self.guard,
             _in_flight: in_flight,
         });
         Response::from_parts(parts, body(completion))
@@ -201,33 +202,129 @@ fn header_bytes(parts: &http::request::Parts) -> usize {
 /// Values captured by a route's path template.
 type PathParams = Vec<(Arc<str>, String)>;
 
-/// The hyper service: never fails; every outcome is a response.
+/// Serves one request (HTTP/1 or HTTP/2): never fails; every outcome is
+/// a response.
 pub async fn handle(
-    req: Request<Incoming>,
-    conn: Arc<ConnInfo>,
-    shared: Arc<Shared>,
-) -> Result<Response<ResponseBody>, Infallible> {
-    let guard = conn.shared.start_request();
+    req: Request<ClientBody<'_>>,
+    conn: &ConnInfo,
+    shared: &Shared,
+) -> Response<ResponseBody> {
     let generation = shared.current.load_full();
     let (parts, body) = req.into_parts();
     let Some(listener) = generation.listeners.get(&conn.listener) else {
-        // The listener was removed by a reload; this connection is closing.
-        let mut resp = Problem::listener_closing().to_response(&RequestId::generate());
-        resp.headers_mut()
-            .insert(CONNECTION, HeaderValue::from_static("close"));
-        let (p, b) = resp.into_parts();
-        return Ok(Response::from_parts(p, ResponseBody::full(b, None)));
+        return listener_closing();
     };
-    Ok(serve(parts, body, &conn, listener, generation.clone(), guard).await)
+    serve(parts, body, conn, listener, generation.clone()).await
+}
+
+/// The listener was removed by a reload; this connection is closing.
+fn listener_closing() -> Response<ResponseBody> {
+    let mut resp = Problem::listener_closing().to_response(&RequestId::generate());
+    resp.headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("close"));
+    let (p, b) = resp.into_parts();
+    Response::from_parts(p, ResponseBody::full(b, None))
+}
+
+/// A request refused below the pipeline, before it could be routed.
+#[derive(Clone, Copy, Debug)]
+pub enum Refusal {
+    /// The HTTP/1 head is malformed, ambiguous or over a limit.
+    Head(HeadError),
+    /// The head did not arrive within the listener's header timeout.
+    HeaderTimeout,
+}
+
+impl Refusal {
+    fn problem(self) -> (Problem, EventKind, &'static str) {
+        use http::StatusCode as S;
+        match self {
+            Refusal::HeaderTimeout => (
+                Problem::request_timeout(),
+                EventKind::LimitExceeded,
+                "header-timeout",
+            ),
+            Refusal::Head(HeadError::ConflictingFraming) => (
+                Problem::conflicting_framing(),
+                EventKind::RequestRejected,
+                "conflicting-framing",
+            ),
+            Refusal::Head(HeadError::TooManyHeaders) => (
+                Problem::headers_too_large("the request has too many headers"),
+                EventKind::LimitExceeded,
+                "too-many-headers",
+            ),
+            Refusal::Head(HeadError::TooLarge) => (
+                Problem::headers_too_large("the request headers are too large"),
+                EventKind::LimitExceeded,
+                "headers-too-large",
+            ),
+            Refusal::Head(HeadError::Malformed(why)) => (
+                Problem::bad_request("bad-request", why),
+                EventKind::RequestRejected,
+                "bad-request",
+            ),
+            Refusal::Head(HeadError::UnsupportedExpectation) => (
+                Problem::new(
+                    S::EXPECTATION_FAILED,
+                    "expectation-failed",
+                    "Expectation Failed",
+                )
+                .with_detail("only Expect: 100-continue is supported"),
+                EventKind::RequestRejected,
+                "expectation-failed",
+            ),
+            Refusal::Head(HeadError::UnsupportedVersion) => (
+                Problem::new(
+                    S::HTTP_VERSION_NOT_SUPPORTED,
+                    "http-version-not-supported",
+                    "HTTP Version Not Supported",
+                ),
+                EventKind::RequestRejected,
+                "http-version-not-supported",
+            ),
+        }
+    }
+}
+
+/// Answers a refused request: problem+json, a security event, the access
+/// log line and metrics, like any other denial. The connection closes.
+pub fn refuse(conn: &ConnInfo, shared: &Shared, why: Refusal) -> Response<ResponseBody> {
+    let generation = shared.current.load_full();
+    let mut ctx = Context::new(
+        RequestId::generate(),
+        conn.listener.clone(),
+        conn.peer,
+        conn.scheme,
+    );
+    ctx.tls = conn.tls.clone();
+    let mut ex = Exchange {
+        generation,
+        ctx,
+        facts: Facts {
+            method: Method::from_bytes(b"-").unwrap_or_default(),
+            uri: None,
+            normalized: None,
+            host: None,
+            version: Version::HTTP_11,
+            logged_headers: HeaderMap::new(),
+        },
+        route: None,
+        stats: None,
+        close: true,
+    };
+    let (problem, kind, code) = why.problem();
+    ex.event(kind, code);
+    let v = ex.deny("http", problem);
+    ex.finish(v)
 }
 
 async fn serve(
     mut parts: http::request::Parts,
-    body: Incoming,
+    body: ClientBody<'_>,
     conn: &ConnInfo,
     listener: &ListenerRuntime,
     generation: Arc<Generation>,
-    guard: RequestGuard,
 ) -> Response<ResponseBody> {
     let lcfg = &listener.config;
     let peer = conn.peer.ip();
@@ -248,7 +345,7 @@ async fn serve(
     let uri = parts.uri.clone();
     let facts = Facts {
         method: parts.method.clone(),
-        uri: uri.clone(),
+        uri: Some(uri.clone()),
         normalized: None,
         host: host_value.clone(),
         version: parts.version,
@@ -259,18 +356,12 @@ async fn serve(
         ctx,
         facts,
         route: None,
-        guard,
         stats: None,
         close: false,
     };
 
-    // Connection-level refusals: framing, header size and count.
-    if conn.shared.smuggling.swap(false, Ordering::AcqRel) {
-        ex.close = true;
-        ex.event(EventKind::RequestRejected, "conflicting-framing");
-        let v = ex.deny("http", Problem::conflicting_framing());
-        return ex.finish(v);
-    }
+    // Header size and count (HTTP/1 heads were checked while parsing; an
+    // HTTP/2 header list is checked here).
     if parts.headers.len() > lcfg.limits.max_headers {
         ex.close = true;
         ex.event(EventKind::LimitExceeded, "too-many-headers");
@@ -394,10 +485,11 @@ async fn serve(
         &mut parts.headers,
         &Forwarding {
             peer,
+            peer_value: &conn.peer_value,
             client: ex.ctx.client_addr,
             trusted_peer: trusted,
             proto: conn.scheme.as_str(),
-            host: host_raw,
+            host: host_value.as_ref(),
         },
     );
     parts

@@ -15,11 +15,36 @@ fn needs_escape(b: u8) -> bool {
     b < 0x20 || b == b'"' || b == b'\\' || b == 0x7f
 }
 
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// Whether any byte of `x` is below `n` (`n` at most 128).
+fn any_below(x: u64, n: u8) -> bool {
+    x.wrapping_sub(ONES * u64::from(n)) & !x & HIGHS != 0
+}
+
+fn any_equal(x: u64, b: u8) -> bool {
+    any_below(x ^ (ONES * u64::from(b)), 1)
+}
+
+/// Whether `bytes` holds anything JSON strings must escape, eight bytes at
+/// a time (every log line runs this over a dozen values).
+fn any_needs_escape(bytes: &[u8]) -> bool {
+    let mut words = bytes.chunks_exact(8);
+    for w in &mut words {
+        let x = u64::from_le_bytes(<[u8; 8]>::try_from(w).unwrap_or([0; 8]));
+        if any_below(x, 0x20) || any_equal(x, b'"') || any_equal(x, b'\\') || any_equal(x, 0x7f) {
+            return true;
+        }
+    }
+    words.remainder().iter().any(|b| needs_escape(*b))
+}
+
 /// Appends `s` as a JSON string (with quotes).
 pub fn string(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     let bytes = s.as_bytes();
-    if !bytes.iter().any(|b| needs_escape(*b)) {
+    if !any_needs_escape(bytes) {
         out.extend_from_slice(bytes);
     } else {
         for &b in bytes {
@@ -183,6 +208,26 @@ impl<'a> Object<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_word_scan_agrees_with_the_byte_rule() {
+        // Every byte value, at every position of words and remainders.
+        for b in 0..=255u8 {
+            let expected = needs_escape(b);
+            for len in 1..20 {
+                for pos in 0..len {
+                    let mut s = vec![b'a'; len];
+                    s[pos] = b;
+                    assert_eq!(
+                        any_needs_escape(&s),
+                        expected,
+                        "byte {b:#x} at {pos} of {len}"
+                    );
+                }
+            }
+        }
+        assert!(!any_needs_escape(b""));
+    }
 
     #[test]
     fn output_is_json_that_round_trips() {

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, HeaderName, HeaderValue, TRANSFER_ENCODING};
 use http::{HeaderMap, Method, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
@@ -25,13 +25,12 @@ use tokio::time::Sleep;
 use super::pool::Pool;
 use super::stream::Stream;
 use crate::body::{BodyError, UpstreamBody};
+use crate::chunked::{self, Chunk, Decoded};
 
 /// The longest response head accepted from an upstream.
 const MAX_HEAD: usize = 64 * 1024;
 /// The most response headers accepted.
 const MAX_HEADERS: usize = 128;
-/// The longest chunk-size or trailer line accepted.
-const MAX_LINE: usize = 4096;
 const READ_CHUNK: usize = 16 * 1024;
 
 /// Why an exchange with an upstream failed.
@@ -69,7 +68,7 @@ impl OutFraming {
     /// The framing for `body`: exact lengths are declared, streams of
     /// unknown length are chunked, and methods that carry bodies declare an
     /// empty one explicitly.
-    pub fn for_body(method: &Method, body: &UpstreamBody) -> OutFraming {
+    pub fn for_body(method: &Method, body: &UpstreamBody<'_>) -> OutFraming {
         let len = match body {
             UpstreamBody::Empty => Some(0),
             UpstreamBody::Full(b) => Some(b.as_ref().map_or(0, |b| b.len() as u64)),
@@ -185,7 +184,12 @@ pub fn parse_head(
     let head = buf.split_to(len).freeze();
     let status = StatusCode::from_u16(code)
         .map_err(|_| ExchangeError::BadResponse("invalid status code"))?;
-    let mut headers = HeaderMap::with_capacity(spans.len());
+    // Room for the headers the gateway adds on the way back.
+    let mut headers = HeaderMap::with_capacity(spans.len() + 8);
+    let mut conn = Tokens::default();
+    // Whether the last transfer coding seen is `chunked`, if any was sent.
+    let mut te_chunked: Option<bool> = None;
+    let mut length: Result<Option<u64>, &'static str> = Ok(None);
     for (ns, nl, vs, vl) in spans {
         let name = head
             .get(ns..ns + nl)
@@ -193,23 +197,31 @@ pub fn parse_head(
             .ok_or(ExchangeError::BadResponse("invalid header name"))?;
         let value = HeaderValue::from_maybe_shared(head.slice(vs..vs + vl))
             .map_err(|_| ExchangeError::BadResponse("invalid header value"))?;
+        if name == CONNECTION {
+            conn.observe(value.as_bytes());
+        } else if name == TRANSFER_ENCODING {
+            if let Some(last) = value
+                .as_bytes()
+                .split(|b| *b == b',')
+                .map(<[u8]>::trim_ascii)
+                .rfind(|t| !t.is_empty())
+            {
+                te_chunked = Some(last.eq_ignore_ascii_case(b"chunked"));
+            }
+        } else if name == CONTENT_LENGTH {
+            length = length.and_then(|l| merge_length(l, value.as_bytes()));
+        }
         headers.append(name, value);
     }
     let mut keep_alive = match version {
-        Version::HTTP_10 => has_token(&headers, &CONNECTION, "keep-alive"),
-        _ => !has_token(&headers, &CONNECTION, "close"),
+        Version::HTTP_10 => conn.keep_alive,
+        _ => !conn.close,
     };
     let framing = if is_head_request || code < 200 || code == 204 || code == 304 {
         Framing::Empty
-    } else if headers.contains_key(TRANSFER_ENCODING) {
-        let chunked_last = headers
-            .get_all(TRANSFER_ENCODING)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .rfind(|t| !t.is_empty())
-            .is_some_and(|t| t.eq_ignore_ascii_case("chunked"));
+    } else if let Some(chunked_last) =
+        te_chunked.or(headers.contains_key(TRANSFER_ENCODING).then_some(false))
+    {
         if headers.contains_key(CONTENT_LENGTH) {
             // Both present: the length is ignored and the connection not reused.
             headers.remove(CONTENT_LENGTH);
@@ -221,29 +233,14 @@ pub fn parse_head(
             keep_alive = false;
             Framing::UntilClose
         }
-    } else if headers.contains_key(CONTENT_LENGTH) {
-        let mut length = None;
-        for v in headers.get_all(CONTENT_LENGTH) {
-            for part in v.to_str().unwrap_or("x").split(',') {
-                let part = part.trim();
-                let n = (!part.is_empty()
-                    && part.len() <= 19
-                    && part.bytes().all(|b| b.is_ascii_digit()))
-                .then(|| part.parse::<u64>().ok())
-                .flatten()
-                .ok_or(ExchangeError::BadResponse("invalid content-length"))?;
-                if length.is_some_and(|l| l != n) {
-                    return Err(ExchangeError::BadResponse(
-                        "conflicting content-length values",
-                    ));
-                }
-                length = Some(n);
+    } else {
+        match length.map_err(ExchangeError::BadResponse)? {
+            Some(n) => Framing::Length(n),
+            None => {
+                keep_alive = false;
+                Framing::UntilClose
             }
         }
-        Framing::Length(length.unwrap_or(0))
-    } else {
-        keep_alive = false;
-        Framing::UntilClose
     };
     let (mut parts, ()) = http::Response::new(()).into_parts();
     parts.status = status;
@@ -256,12 +253,40 @@ pub fn parse_head(
     }))
 }
 
-fn has_token(h: &HeaderMap, name: &HeaderName, token: &str) -> bool {
-    h.get_all(name)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case(token))
+/// The `Connection` options that matter for reuse.
+#[derive(Default)]
+struct Tokens {
+    close: bool,
+    keep_alive: bool,
+}
+
+impl Tokens {
+    fn observe(&mut self, value: &[u8]) {
+        for token in value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
+            if token.eq_ignore_ascii_case(b"close") {
+                self.close = true;
+            } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                self.keep_alive = true;
+            }
+        }
+    }
+}
+
+/// Adds one `Content-Length` field (possibly a list) to what was seen:
+/// every value must be a plain decimal, and all must agree.
+fn merge_length(seen: Option<u64>, value: &[u8]) -> Result<Option<u64>, &'static str> {
+    let mut length = seen;
+    for part in value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
+        let n = (!part.is_empty() && part.len() <= 19 && part.iter().all(u8::is_ascii_digit))
+            .then(|| std::str::from_utf8(part).ok()?.parse::<u64>().ok())
+            .flatten()
+            .ok_or("invalid content-length")?;
+        if length.is_some_and(|l| l != n) {
+            return Err("conflicting content-length values");
+        }
+        length = Some(n);
+    }
+    Ok(length)
 }
 
 impl Conn {
@@ -285,7 +310,7 @@ impl Conn {
     pub async fn send(
         &mut self,
         head: &[u8],
-        body: UpstreamBody,
+        body: UpstreamBody<'_>,
         framing: OutFraming,
     ) -> Result<(), ExchangeError> {
         match body {
@@ -381,111 +406,11 @@ fn closed_or_io(e: io::Error) -> ExchangeError {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Chunk {
-    Size,
-    Data(u64),
-    DataEnd,
-    Trailers,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
     Length(u64),
     Chunked(Chunk),
     UntilClose,
     Done,
-}
-
-/// Takes one line (without CRLF) from the front of `buf`, if complete.
-fn take_line(buf: &mut BytesMut) -> Result<Option<BytesMut>, ExchangeError> {
-    match memchr::memchr(b'\n', buf) {
-        Some(i) => {
-            let mut line = buf.split_to(i + 1);
-            line.truncate(i);
-            if line.last() == Some(&b'\r') {
-                line.truncate(i - 1);
-            }
-            Ok(Some(line))
-        }
-        None if buf.len() > MAX_LINE => Err(ExchangeError::BadResponse("a chunk line is too long")),
-        None => Ok(None),
-    }
-}
-
-fn chunk_size(line: &[u8]) -> Result<u64, ExchangeError> {
-    let digits = line.split(|b| *b == b';').next().unwrap_or(&[]);
-    let digits = digits.trim_ascii();
-    if digits.is_empty() || digits.len() > 15 {
-        return Err(ExchangeError::BadResponse("invalid chunk size"));
-    }
-    let mut n: u64 = 0;
-    for d in digits {
-        let v = char::from(*d)
-            .to_digit(16)
-            .ok_or(ExchangeError::BadResponse("invalid chunk size"))?;
-        n = n * 16 + u64::from(v);
-    }
-    Ok(n)
-}
-
-enum Decoded {
-    Data(Bytes),
-    NeedMore,
-    End,
-}
-
-/// Decodes what `buf` holds of a chunked body (trailers are read and
-/// discarded).
-fn decode_chunked(buf: &mut BytesMut, chunk: &mut Chunk) -> Result<Decoded, ExchangeError> {
-    loop {
-        match *chunk {
-            Chunk::Size => {
-                let Some(line) = take_line(buf)? else {
-                    return Ok(Decoded::NeedMore);
-                };
-                let n = chunk_size(&line)?;
-                *chunk = if n == 0 {
-                    Chunk::Trailers
-                } else {
-                    Chunk::Data(n)
-                };
-            }
-            Chunk::Data(n) => {
-                if buf.is_empty() {
-                    return Ok(Decoded::NeedMore);
-                }
-                let take = usize::try_from(n).unwrap_or(usize::MAX).min(buf.len());
-                let data = buf.split_to(take).freeze();
-                let left = n - take as u64;
-                *chunk = if left == 0 {
-                    Chunk::DataEnd
-                } else {
-                    Chunk::Data(left)
-                };
-                return Ok(Decoded::Data(data));
-            }
-            Chunk::DataEnd => {
-                if buf.len() < 2 {
-                    return Ok(Decoded::NeedMore);
-                }
-                if buf.get(..2) != Some(b"\r\n") {
-                    return Err(ExchangeError::BadResponse(
-                        "a chunk is not followed by CRLF",
-                    ));
-                }
-                buf.advance(2);
-                *chunk = Chunk::Size;
-            }
-            Chunk::Trailers => {
-                let Some(line) = take_line(buf)? else {
-                    return Ok(Decoded::NeedMore);
-                };
-                if line.is_empty() {
-                    return Ok(Decoded::End);
-                }
-            }
-        }
-    }
 }
 
 /// A response body read from the upstream connection. When it has been
@@ -575,7 +500,8 @@ impl Body for ResponseStream {
                     }
                 }
                 State::Chunked(mut chunk) => {
-                    let got = decode_chunked(&mut conn.buf, &mut chunk);
+                    let got = chunked::decode(&mut conn.buf, &mut chunk)
+                        .map_err(|e| ExchangeError::BadResponse(e.0));
                     this.state = State::Chunked(chunk);
                     match got {
                         Ok(Decoded::Data(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
@@ -746,62 +672,6 @@ mod tests {
         let values: Vec<_> = h.parts.headers.get_all("x-a").iter().collect();
         assert_eq!(values, ["1", "2"]);
         assert_eq!(&buf[..], b"hi");
-    }
-
-    #[test]
-    fn chunked_decoding() {
-        let mut buf =
-            BytesMut::from(&b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nTrailer: x\r\n\r\n"[..]);
-        let mut chunk = Chunk::Size;
-        let mut out = Vec::new();
-        loop {
-            match decode_chunked(&mut buf, &mut chunk).unwrap() {
-                Decoded::Data(d) => out.extend_from_slice(&d),
-                Decoded::End => break,
-                Decoded::NeedMore => panic!("input is complete"),
-            }
-        }
-        assert_eq!(out, b"hello world");
-        assert!(buf.is_empty());
-
-        // Split at every byte boundary, the result is the same.
-        let full = b"3\r\nabc\r\n0\r\n\r\n";
-        for split in 1..full.len() {
-            let mut buf = BytesMut::from(&full[..split]);
-            let mut chunk = Chunk::Size;
-            let mut out = Vec::new();
-            let mut rest = &full[split..];
-            loop {
-                match decode_chunked(&mut buf, &mut chunk).unwrap() {
-                    Decoded::Data(d) => out.extend_from_slice(&d),
-                    Decoded::End => break,
-                    Decoded::NeedMore => {
-                        assert!(!rest.is_empty(), "split {split}");
-                        buf.extend_from_slice(&rest[..1]);
-                        rest = &rest[1..];
-                    }
-                }
-            }
-            assert_eq!(out, b"abc", "split {split}");
-        }
-    }
-
-    #[test]
-    fn bad_chunks_are_errors() {
-        for raw in [&b"zz\r\n"[..], b"3\r\nabcXY", b"ffffffffffffffffff\r\n"] {
-            let mut buf = BytesMut::from(raw);
-            let mut chunk = Chunk::Size;
-            let mut result = Ok(Decoded::NeedMore);
-            for _ in 0..4 {
-                result = decode_chunked(&mut buf, &mut chunk);
-                if !matches!(result, Ok(Decoded::Data(_))) {
-                    break;
-                }
-            }
-            assert!(result.is_err(), "{raw:?}");
-        }
-        let mut long = BytesMut::from(&[b'1'; MAX_LINE + 1][..]);
-        assert!(decode_chunked(&mut long, &mut Chunk::Size).is_err());
     }
 
     #[test]

@@ -219,7 +219,7 @@ impl UpstreamRuntime {
         target: &Arc<TargetState>,
         mut conn: Conn,
         head: &[u8],
-        body: UpstreamBody,
+        body: UpstreamBody<'_>,
         framing: OutFraming,
         is_head: bool,
     ) -> Attempt {
@@ -245,7 +245,7 @@ impl UpstreamRuntime {
         method: &Method,
         target: &str,
         headers: &HeaderMap,
-        body: UpstreamBody,
+        body: UpstreamBody<'_>,
         info: &mut portcullis_core::UpstreamInfo,
     ) -> Result<(http::response::Parts, ResponseStream, InFlight), UpstreamError> {
         let framing = OutFraming::for_body(method, &body);
