@@ -227,6 +227,7 @@ pub struct ResponseBody {
     sent: u64,
     ended: bool,
     completion: Option<Box<Completion>>,
+    completed_at: Option<std::time::Instant>,
 }
 
 impl ResponseBody {
@@ -236,6 +237,7 @@ impl ResponseBody {
             sent: 0,
             ended: false,
             completion: Some(completion),
+            completed_at: None,
         }
     }
 
@@ -245,13 +247,26 @@ impl ResponseBody {
             sent: 0,
             ended: false,
             completion,
+            completed_at: None,
         }
     }
 
     fn finish(&mut self, aborted: bool) {
         if let Some(c) = self.completion.take() {
-            c.complete(self.sent, aborted);
+            self.completed_at = Some(c.complete(self.sent, aborted));
         }
+    }
+
+    /// When the request's accounting completed (the body ended or was
+    /// discarded), if it has.
+    pub fn completed_at(&self) -> Option<std::time::Instant> {
+        self.completed_at
+    }
+
+    /// Ends a body that is not sent (a response to HEAD, a 204 or 304).
+    pub fn discard(&mut self) {
+        let aborted = !self.ended && !self.is_end_stream();
+        self.finish(aborted);
     }
 }
 

@@ -20,6 +20,7 @@ mod pipeline;
 mod server;
 mod service;
 mod state;
+mod timer;
 mod tls;
 mod upstream;
 pub mod watch;

@@ -63,13 +63,16 @@ pub struct Completion {
 }
 
 impl Completion {
-    pub fn complete(self: Box<Self>, bytes_out: u64, aborted: bool) {
+    /// Closes the books; returns the instant it read, for the caller's
+    /// next deadline.
+    pub fn complete(self: Box<Self>, bytes_out: u64, aborted: bool) -> std::time::Instant {
         let route = self.route.and_then(|i| self.generation.routes.get(i));
         match route {
             Some(r) => r.pipeline.log(&self.ctx),
             None => self.generation.default_pipeline.log(&self.ctx),
         }
-        let duration = self.ctx.started.elapsed();
+        let now = std::time::Instant::now();
+        let duration = now.saturating_duration_since(self.ctx.started);
         match route {
             Some(r) => {
                 r.statuses.inc(self.status);
@@ -102,6 +105,7 @@ impl Completion {
             duration,
             aborted: aborted && f.method != Method::HEAD,
         });
+        now
     }
 }
 

@@ -40,7 +40,7 @@ use http_body::Body;
 use portcullis_config::runtime::ListenerLimits;
 use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use tokio::sync::watch;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
 use body::BodyState;
 pub use body::RequestBody;
@@ -53,6 +53,7 @@ use crate::body::{ClientBody, ResponseBody};
 use crate::chunked::Chunk;
 use crate::service::{self, ConnInfo};
 use crate::state::{ListenerCounters, Shared};
+use crate::timer::LazyTimer;
 
 /// Bytes of response collected before they are written out.
 const WRITE_BATCH: usize = 64 * 1024;
@@ -114,36 +115,6 @@ impl Connection {
     }
 }
 
-/// The connection's one timer: armed for the current deadline only when
-/// the connection has to wait, and moved lazily (a deadline pushed later
-/// costs nothing until the timer fires early and is re-armed).
-struct Timer {
-    sleep: Pin<Box<Sleep>>,
-    deadline: Instant,
-}
-
-impl Timer {
-    fn new(deadline: Instant) -> Self {
-        Timer {
-            sleep: Box::pin(tokio::time::sleep_until(deadline)),
-            deadline,
-        }
-    }
-
-    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        loop {
-            if self.sleep.deadline() > self.deadline {
-                self.sleep.as_mut().reset(self.deadline);
-            }
-            ready!(self.sleep.as_mut().poll(cx));
-            if Instant::now() >= self.deadline {
-                return Poll::Ready(());
-            }
-            self.sleep.as_mut().reset(self.deadline);
-        }
-    }
-}
-
 enum Wake {
     Data,
     Closed,
@@ -154,7 +125,7 @@ enum Wake {
 /// Waits for bytes from the client, the timer, or the stop signal.
 async fn wait<F: Future>(
     c: &mut Connection,
-    timer: &mut Timer,
+    timer: &mut LazyTimer,
     mut stop: Pin<&mut F>,
     stopping: &mut bool,
 ) -> Wake {
@@ -197,7 +168,11 @@ pub async fn serve(
     };
     let mut c = Connection::new(io);
     // The first request must start within the header timeout.
-    let mut timer = Timer::new(Instant::now() + limits.header_timeout);
+    let mut timer = LazyTimer::new(Instant::now() + limits.header_timeout);
+    // A head has begun and its deadline is not set yet. It is set only when
+    // the head needs another read, so a head that arrives whole costs no
+    // clock read.
+    let mut head_begun = false;
     let stop_check = stop.clone();
     let mut stopping = *stop_check.borrow();
     let mut stop_signal = pin!(stop.changed());
@@ -221,8 +196,12 @@ pub async fn serve(
                 return None;
             }
             let was_empty = c.rbuf.is_empty();
+            if head_begun && !was_empty {
+                timer.set(Instant::now() + limits.header_timeout);
+                head_begun = false;
+            }
             match wait(&mut c, &mut timer, stop_signal.as_mut(), &mut stopping).await {
-                Wake::Data if was_empty => timer.deadline = Instant::now() + limits.header_timeout,
+                Wake::Data if was_empty => head_begun = true,
                 Wake::Data | Wake::Stop => {}
                 Wake::Closed => return None,
                 Wake::TimedOut if c.rbuf.is_empty() => return None,
@@ -256,7 +235,8 @@ pub async fn serve(
         }
         let close =
             !head.keep_alive || stopping || c.body != BodyState::Done || asks_to_close(&resp);
-        if !write_response(&mut c, resp, meta, close).await || close {
+        let (whole, completed_at) = write_response(&mut c, resp, meta, close).await;
+        if !whole || close {
             let _ = c.io.shutdown().await;
             return None;
         }
@@ -264,7 +244,12 @@ pub async fn serve(
             // Idle: give the buffer back.
             c.rbuf = BytesMut::new();
         }
-        timer.deadline = Instant::now() + limits.idle_timeout;
+        // The idle time counts from the end of the response (the instant
+        // its accounting already read, when there is one).
+        let ended = completed_at.map_or_else(Instant::now, Instant::from_std);
+        timer.set(ended + limits.idle_timeout);
+        // Bytes already here are the start of a pipelined request.
+        head_begun = !c.rbuf.is_empty();
     }
 }
 
@@ -281,38 +266,50 @@ async fn refuse(c: &mut Connection, conn: &ConnInfo, shared: &Shared, why: servi
         is_head: false,
         http10: false,
     };
-    write_response(c, resp, meta, true).await;
+    let _ = write_response(c, resp, meta, true).await;
     let _ = tokio::time::timeout(Duration::from_secs(1), c.io.shutdown()).await;
 }
 
 /// Writes one response. Returns whether it went out whole (the connection
-/// may then be reused if `close` is false).
+/// may then be reused if `close` is false), and when its accounting
+/// completed.
 async fn write_response(
     c: &mut Connection,
     resp: Response<ResponseBody>,
     meta: RequestMeta,
     close: bool,
-) -> bool {
+) -> (bool, Option<std::time::Instant>) {
     let (parts, mut body) = resp.into_parts();
+    let whole = send_response(c, parts, &mut body, meta, close).await;
+    (whole, body.completed_at())
+}
+
+async fn send_response(
+    c: &mut Connection,
+    parts: http::response::Parts,
+    body: &mut ResponseBody,
+    meta: RequestMeta,
+    close: bool,
+) -> bool {
     let mut out = Vec::with_capacity(1024);
     let (framing, _) = write::encode_head(&parts, &body.size_hint(), meta, close, &mut out);
     drop(parts);
     if framing == OutBody::None {
-        // Ends the body's accounting (dropped unread: nothing is sent).
-        drop(body);
+        // Nothing of the body is sent; its accounting ends here.
+        body.discard();
         return c.write_all(&out).await && c.io.flush().await.is_ok();
     }
     let mut sent: u64 = 0;
     loop {
         // Take what the body has ready; write out only before waiting, so
         // a response that is all there goes out in one write.
-        let next = match poll_fn(|cx| Poll::Ready(Pin::new(&mut body).poll_frame(cx))).await {
+        let next = match poll_fn(|cx| Poll::Ready(Pin::new(&mut *body).poll_frame(cx))).await {
             Poll::Ready(next) => next,
             Poll::Pending => {
                 if !out.is_empty() && !flush(c, &mut out).await {
                     return false;
                 }
-                poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
+                poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)).await
             }
         };
         match next {

@@ -26,6 +26,7 @@ use super::pool::Pool;
 use super::stream::Stream;
 use crate::body::{BodyError, UpstreamBody};
 use crate::chunked::{self, Chunk, Decoded};
+use crate::timer::LazyTimer;
 
 /// The longest response head accepted from an upstream.
 const MAX_HEAD: usize = 64 * 1024;
@@ -53,6 +54,9 @@ pub struct Conn {
     pub(super) io: Stream,
     pub(super) buf: BytesMut,
     pub(super) idle_since: Instant,
+    /// The response-header timer, kept with the connection so that it is
+    /// not registered anew for every request.
+    pub(super) timer: Option<LazyTimer>,
 }
 
 /// How the request body is framed towards the upstream.
@@ -295,6 +299,7 @@ impl Conn {
             io,
             buf: BytesMut::with_capacity(READ_CHUNK),
             idle_since: Instant::now(),
+            timer: None,
         }
     }
 
@@ -558,6 +563,17 @@ impl Body for ResponseStream {
     }
 }
 
+impl ResponseStream {
+    /// Records when the response head arrived. A body read without waiting
+    /// leaves the connection idle from then on; one that had to wait reads
+    /// the clock again when it ends.
+    pub fn head_arrived(&mut self, at: Instant) {
+        if let Some(conn) = self.conn.as_mut() {
+            conn.idle_since = at;
+        }
+    }
+}
+
 impl Drop for ResponseStream {
     fn drop(&mut self) {
         if self.state == State::Done
@@ -565,7 +581,9 @@ impl Drop for ResponseStream {
             && let Some(mut conn) = self.conn.take()
             && conn.buf.is_empty()
         {
-            conn.idle_since = Instant::now();
+            if self.sleep.is_some() {
+                conn.idle_since = Instant::now();
+            }
             self.pool.put(conn);
         }
     }

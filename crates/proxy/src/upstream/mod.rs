@@ -23,6 +23,7 @@ use pool::Pool;
 use stream::Connector;
 
 use crate::body::UpstreamBody;
+use crate::timer::LazyTimer;
 
 /// Why forwarding failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,7 +168,12 @@ impl UpstreamRuntime {
     /// round-robin step per request, not per attempt, so retries do not
     /// skew the rotation).
     fn pick(&self, start: usize, tried: &[usize]) -> Option<usize> {
-        let now = clock_ms();
+        // The clock matters only while some target is ejected.
+        let any_ejected = self
+            .targets
+            .iter()
+            .any(|t| t.ejected_until.load(Ordering::Relaxed) != 0);
+        let now = if any_ejected { clock_ms() } else { 0 };
         let n = self.targets.len();
         if n == 0 {
             return None;
@@ -213,7 +219,9 @@ impl UpstreamRuntime {
         }
     }
 
-    /// One exchange on one connection, within the response-header timeout.
+    /// One exchange on one connection, within the response-header timeout
+    /// counted from `started`.
+    #[allow(clippy::too_many_arguments)]
     async fn exchange(
         &self,
         target: &Arc<TargetState>,
@@ -222,15 +230,25 @@ impl UpstreamRuntime {
         body: UpstreamBody<'_>,
         framing: OutFraming,
         is_head: bool,
+        started: Instant,
     ) -> Attempt {
+        let deadline = tokio::time::Instant::from_std(started + self.spec.response_header_timeout);
+        // The connection's own timer, moved lazily (see `timer.rs`).
+        let mut timer = conn
+            .timer
+            .take()
+            .unwrap_or_else(|| LazyTimer::new(deadline));
+        timer.set(deadline);
         let work = async {
             conn.send(head, body, framing).await?;
             conn.read_head(is_head).await
         };
-        match tokio::time::timeout(self.spec.response_header_timeout, work).await {
-            Err(_) => Attempt::TimedOut,
-            Ok(Err(e)) => Attempt::Failed(e),
-            Ok(Ok(h)) => {
+        let outcome = timer.run(work).await;
+        conn.timer = Some(timer);
+        match outcome {
+            None => Attempt::TimedOut,
+            Some(Err(e)) => Attempt::Failed(e),
+            Some(Ok(h)) => {
                 let stream =
                     ResponseStream::new(conn, &h, target.pool.clone(), self.spec.idle_timeout);
                 Attempt::Done(h.parts, stream)
@@ -274,7 +292,7 @@ impl UpstreamRuntime {
             // A pooled connection the upstream closed meanwhile fails
             // before any response; the request then goes again on a fresh
             // connection to the same target (when it may be sent twice).
-            let mut pooled = target.pool.take();
+            let mut pooled = target.pool.take(started);
             let outcome = loop {
                 let reused = pooled.is_some();
                 let conn = match pooled.take() {
@@ -298,7 +316,7 @@ impl UpstreamRuntime {
                     break Some(Attempt::Failed(ExchangeError::Closed));
                 };
                 let attempt = self
-                    .exchange(target, conn, &head, this_body, framing, is_head)
+                    .exchange(target, conn, &head, this_body, framing, is_head, started)
                     .await;
                 match attempt {
                     Attempt::Failed(ExchangeError::Closed) if reused && replayable => continue,
@@ -314,8 +332,11 @@ impl UpstreamRuntime {
                         return Err(last);
                     }
                 }
-                Some(Attempt::Done(parts, stream)) => {
-                    let elapsed = started.elapsed();
+                Some(Attempt::Done(parts, mut stream)) => {
+                    let now = Instant::now();
+                    // Idle from about now: saves the pool a clock read.
+                    stream.head_arrived(now);
+                    let elapsed = now.saturating_duration_since(started);
                     info.header_time = Some(elapsed);
                     self.header_time.observe(elapsed);
                     target.ok.inc();

@@ -26,13 +26,13 @@ impl Pool {
         }
     }
 
-    /// A reusable connection, if one is idle and alive.
-    pub fn take(&self) -> Option<Conn> {
+    /// A reusable connection, if one is idle and alive. `now` is the
+    /// caller's clock reading (a request reads it once).
+    pub fn take(&self, now: Instant) -> Option<Conn> {
         loop {
             let mut conn = {
                 let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
                 // The oldest are at the front: drop those past the timeout.
-                let now = Instant::now();
                 let expired = idle
                     .iter()
                     .take_while(|c| now.duration_since(c.idle_since) > self.idle_timeout)
@@ -40,7 +40,7 @@ impl Pool {
                 idle.drain(..expired);
                 idle.pop()?
             };
-            if conn.idle_since.elapsed() < CHECK_AFTER || conn.is_alive() {
+            if now.saturating_duration_since(conn.idle_since) < CHECK_AFTER || conn.is_alive() {
                 return Some(conn);
             }
         }
