@@ -21,12 +21,6 @@ static HOP_BY_HOP: [HeaderName; 9] = [
     http::header::UPGRADE,
 ];
 
-/// Upstream headers that advertise the server software.
-static BANNERS: [HeaderName; 2] = [
-    http::header::SERVER,
-    HeaderName::from_static("x-powered-by"),
-];
-
 pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
@@ -99,11 +93,27 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
     }
 }
 
-/// Removes server banners from an upstream response.
-pub fn strip_banners(h: &mut HeaderMap) {
-    for n in &BANNERS {
-        h.remove(n);
-    }
+/// Whether a response field never goes back to the client: a hop-by-hop
+/// field or a server banner (name in any case, as received).
+pub fn never_forwarded_back(name: &str) -> bool {
+    const NAMES: [&str; 11] = [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "server",
+        "x-powered-by",
+    ];
+    // All start with c, k, p, s, t, u or x: most names are out at once.
+    matches!(
+        name.as_bytes().first().map(u8::to_ascii_lowercase),
+        Some(b'c' | b'k' | b'p' | b's' | b't' | b'u' | b'x')
+    ) && NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
 }
 
 /// The client address: the peer, unless the peer is a trusted proxy, in

@@ -208,13 +208,15 @@ async fn serve_connection(
         tls: info,
         peer_value: crate::headers::ip_value(peer.ip()),
     });
+    // HTTP/2 is boxed so that the (far more numerous) HTTP/1 connections
+    // do not carry room for it.
     if is_h2 {
-        serve_h2(io, limits, conn, shared, stop).await;
+        Box::pin(serve_h2(io, limits, conn, shared, stop)).await;
         return;
     }
     // HTTP/1, unless the client opens with the HTTP/2 preface (h2c).
     if let Some(io) = h1::serve(io, &conn, &shared, &settings, &counters, &mut stop).await {
-        serve_h2(io, limits, conn, shared, stop).await;
+        Box::pin(serve_h2(io, limits, conn, shared, stop)).await;
     }
 }
 

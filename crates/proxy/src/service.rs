@@ -214,11 +214,11 @@ pub async fn handle(
     shared: &Shared,
 ) -> Response<ResponseBody> {
     let generation = shared.current.load_full();
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     let Some(listener) = generation.listeners.get(&conn.listener) else {
         return listener_closing();
     };
-    serve(parts, body, conn, listener, generation.clone()).await
+    serve(&mut parts, body, conn, listener, &generation).await
 }
 
 /// The listener was removed by a reload; this connection is closing.
@@ -324,11 +324,11 @@ pub fn refuse(conn: &ConnInfo, shared: &Shared, why: Refusal) -> Response<Respon
 }
 
 async fn serve(
-    mut parts: http::request::Parts,
+    parts: &mut http::request::Parts,
     body: ClientBody<'_>,
     conn: &ConnInfo,
     listener: &ListenerRuntime,
-    generation: Arc<Generation>,
+    generation: &Arc<Generation>,
 ) -> Response<ResponseBody> {
     let lcfg = &listener.config;
     let peer = conn.peer.ip();
@@ -338,31 +338,30 @@ async fn serve(
         .flatten()
         .and_then(|v| RequestId::from_incoming(v.as_bytes()))
         .unwrap_or_else(RequestId::generate);
-    let mut ctx = Context::new(request_id, conn.listener.clone(), conn.peer, conn.scheme);
-    ctx.tls = conn.tls.clone();
-    ctx.client_addr = headers::client_address(lcfg, peer, &parts.headers);
     // HTTP/2 carries the host in the URI, HTTP/1 in the Host header.
     let host_value = match parts.uri.authority() {
         Some(a) => HeaderValue::from_str(a.as_str()).ok(),
         None => parts.headers.get(HOST).cloned(),
     };
     let uri = parts.uri.clone();
-    let facts = Facts {
-        method: parts.method.clone(),
-        uri: Some(uri.clone()),
-        normalized: None,
-        host: host_value.clone(),
-        version: parts.version,
-        logged_headers: generation.access_log.pick_headers(&parts.headers),
-    };
+    // Built in place: this state lives across every await of the request.
     let mut ex = Exchange {
         generation: generation.clone(),
-        ctx,
-        facts,
+        ctx: Context::new(request_id, conn.listener.clone(), conn.peer, conn.scheme),
+        facts: Facts {
+            method: parts.method.clone(),
+            uri: Some(uri.clone()),
+            normalized: None,
+            host: host_value.clone(),
+            version: parts.version,
+            logged_headers: generation.access_log.pick_headers(&parts.headers),
+        },
         route: None,
         stats: None,
         close: false,
     };
+    ex.ctx.tls = conn.tls.clone();
+    ex.ctx.client_addr = headers::client_address(lcfg, peer, &parts.headers);
 
     // Header size and count (HTTP/1 heads were checked while parsing; an
     // HTTP/2 header list is checked here).
@@ -375,7 +374,7 @@ async fn serve(
         );
         return ex.finish(v);
     }
-    if header_bytes(&parts) > lcfg.limits.max_header_bytes {
+    if header_bytes(parts) > lcfg.limits.max_header_bytes {
         ex.close = true;
         ex.event(EventKind::LimitExceeded, "headers-too-large");
         let v = ex.deny(
@@ -407,7 +406,7 @@ async fn serve(
         None => None,
     };
     if let Some(port) = lcfg.redirect_https {
-        return redirect(ex, host.as_deref(), &parts, port);
+        return redirect(ex, host.as_deref(), parts, port);
     }
 
     // Path normalisation, then routing.
@@ -422,7 +421,7 @@ async fn serve(
     if let std::borrow::Cow::Owned(p) = &path {
         ex.facts.normalized = Some(p.clone());
     }
-    let (index, params) = match route_lookup(&generation, lcfg, host.as_deref(), &path, &parts) {
+    let (index, params) = match route_lookup(generation, lcfg, host.as_deref(), &path, parts) {
         Ok(found) => found,
         Err(v) => {
             let v = ex.deny("router", v);
@@ -438,11 +437,7 @@ async fn serve(
     ex.ctx.path_params = params;
 
     // Phase 1: request headers.
-    match route
-        .pipeline
-        .request_headers(&mut ex.ctx, &mut parts)
-        .await
-    {
+    match route.pipeline.request_headers(&mut ex.ctx, parts).await {
         Verdict::Continue => {}
         v => return ex.finish(v),
     }
@@ -463,7 +458,9 @@ async fn serve(
     };
     if route.pipeline.wants_request_body() {
         let bytes = match upstream_body {
-            UpstreamBody::Stream(s) => match body::collect(s).await {
+            // Boxed, like the other buffering paths: most routes never
+            // take them, and inline they would enlarge every request.
+            UpstreamBody::Stream(s) => match Box::pin(body::collect(s)).await {
                 Ok(b) => b,
                 Err(e) => {
                     let v = body_error(&mut ex, &e);
@@ -472,11 +469,7 @@ async fn serve(
             },
             _ => Bytes::new(),
         };
-        match route
-            .pipeline
-            .request_body(&mut ex.ctx, &parts, &bytes)
-            .await
-        {
+        match Box::pin(route.pipeline.request_body(&mut ex.ctx, parts, &bytes)).await {
             Verdict::Continue => {}
             v => return ex.finish(v),
         }
@@ -505,7 +498,7 @@ async fn serve(
         }
         (None, None) => {}
     }
-    match route.pipeline.before_upstream(&mut ex.ctx, &mut parts) {
+    match route.pipeline.before_upstream(&mut ex.ctx, parts) {
         Verdict::Continue => {}
         v => return ex.finish(v),
     }
@@ -550,9 +543,8 @@ async fn serve(
         }
     };
 
-    // Phase 4: the response head.
-    headers::strip_hop_by_hop(&mut rparts.headers);
-    headers::strip_banners(&mut rparts.headers);
+    // Phase 4: the response head (already clean of hop-by-hop fields and
+    // banners: see `upstream::h1::parse_head`).
     if let Some(replacement) = ex.response_phase(&mut rparts) {
         let (mut p, b) = replacement.into_parts();
         ex.finish_parts(&mut p);
@@ -562,7 +554,7 @@ async fn serve(
 
     // Phase 5: the response body, when a filter asks for it whole.
     if route.pipeline.wants_response_body() {
-        let mut bytes = match collect_response(rbody).await {
+        let mut bytes = match Box::pin(collect_response(rbody)).await {
             Ok(b) => b,
             Err(()) => {
                 let v = ex.deny(

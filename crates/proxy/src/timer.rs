@@ -8,8 +8,8 @@
 //! real deadline. So the timer is touched about once per timeout period,
 //! and a timeout still fires at its exact deadline.
 
-use std::future::{Future, poll_fn};
-use std::pin::{Pin, pin};
+use std::future::Future;
+use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use tokio::time::{Instant, Sleep};
@@ -46,15 +46,31 @@ impl LazyTimer {
     }
 
     /// Runs `fut` until it finishes or the deadline passes (`None`).
-    pub async fn run<F: Future>(&mut self, fut: F) -> Option<F::Output> {
-        let mut fut = pin!(fut);
-        poll_fn(|cx| {
-            if let Poll::Ready(out) = fut.as_mut().poll(cx) {
-                return Poll::Ready(Some(out));
-            }
-            self.poll(cx).map(|()| None)
-        })
-        .await
+    pub fn run<F: Future>(&mut self, fut: F) -> Within<'_, F> {
+        Within { timer: self, fut }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A future bounded by a [`LazyTimer`]. A plain struct rather than an
+    /// `async fn`, so the inner future is stored once, not copied into a
+    /// second slot (it sits on every proxied request's path).
+    pub struct Within<'a, F> {
+        timer: &'a mut LazyTimer,
+        #[pin]
+        fut: F,
+    }
+}
+
+impl<F: Future> Future for Within<'_, F> {
+    type Output = Option<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(out) = this.fut.poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        this.timer.poll(cx).map(|()| None)
     }
 }
 

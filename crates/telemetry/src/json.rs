@@ -121,22 +121,26 @@ impl<'a> Object<'a> {
         Object { out, first: true }
     }
 
+    // Inlined (as are the value writers below) so that each static key's
+    // length is known where it is written and the copies become moves.
+    #[inline]
     fn key(&mut self, key: &str) -> &mut Vec<u8> {
-        if !self.first {
-            self.out.push(b',');
-        }
+        let sep: &[u8] = if self.first { b"\"" } else { b",\"" };
         self.first = false;
-        self.out.push(b'"');
+        self.out.reserve(key.len() + 4);
+        self.out.extend_from_slice(sep);
         self.out.extend_from_slice(key.as_bytes());
         self.out.extend_from_slice(b"\":");
         self.out
     }
 
+    #[inline]
     pub fn str(&mut self, key: &str, value: &str) -> &mut Self {
         string(self.key(key), value);
         self
     }
 
+    #[inline]
     pub fn opt_str(&mut self, key: &str, value: Option<&str>) -> &mut Self {
         if let Some(v) = value {
             self.str(key, v);
@@ -145,6 +149,7 @@ impl<'a> Object<'a> {
     }
 
     /// A string or `null`.
+    #[inline]
     pub fn str_or_null(&mut self, key: &str, value: Option<&str>) -> &mut Self {
         match value {
             Some(v) => string(self.key(key), v),
@@ -153,22 +158,26 @@ impl<'a> Object<'a> {
         self
     }
 
+    #[inline]
     pub fn uint(&mut self, key: &str, value: u64) -> &mut Self {
         uint(self.key(key), value);
         self
     }
 
+    #[inline]
     pub fn thousandths(&mut self, key: &str, value: u64) -> &mut Self {
         thousandths(self.key(key), value);
         self
     }
 
+    #[inline]
     pub fn bool(&mut self, key: &str, value: bool) -> &mut Self {
         self.key(key)
             .extend_from_slice(if value { b"true" } else { b"false" });
         self
     }
 
+    #[inline]
     pub fn ip(&mut self, key: &str, value: IpAddr) -> &mut Self {
         ip(self.key(key), value);
         self

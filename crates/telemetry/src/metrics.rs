@@ -245,6 +245,8 @@ pub struct StatusCounters {
     registry: Arc<Registry>,
     route: Arc<str>,
     by_code: RwLock<Vec<(u16, Counter)>>,
+    /// The counter for 200, the common case, reached without the lock.
+    ok: std::sync::OnceLock<Counter>,
 }
 
 impl StatusCounters {
@@ -253,15 +255,23 @@ impl StatusCounters {
             registry,
             route,
             by_code: RwLock::new(Vec::new()),
+            ok: std::sync::OnceLock::new(),
         }
     }
 
     pub fn inc(&self, status: u16) {
+        if status == 200 {
+            self.ok.get_or_init(|| self.counter(200)).inc();
+        } else {
+            self.counter(status).inc();
+        }
+    }
+
+    fn counter(&self, status: u16) -> Counter {
         {
             let list = self.by_code.read().unwrap_or_else(|e| e.into_inner());
             if let Some((_, c)) = list.iter().find(|(s, _)| *s == status) {
-                c.inc();
-                return;
+                return c.clone();
             }
         }
         let code = status.to_string();
@@ -270,11 +280,13 @@ impl StatusCounters {
             "Requests served, by route and status code",
             &[("route", &self.route), ("status", &code)],
         );
-        c.inc();
-        self.by_code
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((status, c));
+        let mut list = self.by_code.write().unwrap_or_else(|e| e.into_inner());
+        // Another thread may have added it meanwhile; the registry hands
+        // both the same counter, so either entry counts the same.
+        if !list.iter().any(|(s, _)| *s == status) {
+            list.push((status, c.clone()));
+        }
+        c
     }
 }
 

@@ -188,7 +188,9 @@ pub async fn serve(
                     }
                     Ok(Parsed::Partial) => {}
                     Err(e) => {
-                        refuse(&mut c, conn, shared, service::Refusal::Head(e)).await;
+                        // Boxed, as every rare path here: the connection's
+                        // task stays small.
+                        Box::pin(refuse(&mut c, conn, shared, service::Refusal::Head(e))).await;
                         return None;
                     }
                 }
@@ -207,7 +209,13 @@ pub async fn serve(
                 Wake::TimedOut if c.rbuf.is_empty() => return None,
                 Wake::TimedOut => {
                     counters.header_timeouts.inc();
-                    refuse(&mut c, conn, shared, service::Refusal::HeaderTimeout).await;
+                    Box::pin(refuse(
+                        &mut c,
+                        conn,
+                        shared,
+                        service::Refusal::HeaderTimeout,
+                    ))
+                    .await;
                     return None;
                 }
             }

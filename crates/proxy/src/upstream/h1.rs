@@ -16,7 +16,7 @@ use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use http::header::{CONNECTION, CONTENT_LENGTH, HeaderName, HeaderValue, TRANSFER_ENCODING};
+use http::header::{CONTENT_LENGTH, HeaderName, HeaderValue, TRANSFER_ENCODING};
 use http::{HeaderMap, Method, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
 use tokio::io::AsyncWriteExt;
@@ -26,6 +26,7 @@ use super::pool::Pool;
 use super::stream::Stream;
 use crate::body::{BodyError, UpstreamBody};
 use crate::chunked::{self, Chunk, Decoded};
+use crate::headers;
 use crate::timer::LazyTimer;
 
 /// The longest response head accepted from an upstream.
@@ -139,7 +140,9 @@ pub struct Head {
 }
 
 /// Parses a complete head at the start of `buf`; `Ok(None)` when more bytes
-/// are needed. On success the head's bytes are consumed.
+/// are needed. On success the head's bytes are consumed. The head comes
+/// out already clean: hop-by-hop fields (with those `Connection` names) and
+/// server banners are left out, so nothing downstream strips them again.
 pub fn parse_head(
     buf: &mut BytesMut,
     is_head_request: bool,
@@ -170,30 +173,53 @@ pub fn parse_head(
     } else {
         Version::HTTP_11
     };
-    // Remember where each header lies, then take the head out of the
-    // buffer and slice the values from it without copying.
-    let base = buf.as_ptr() as usize;
-    let spans: Vec<(usize, usize, usize, usize)> = resp
-        .headers
-        .iter()
-        .map(|h| {
-            (
-                h.name.as_ptr() as usize - base,
-                h.name.len(),
-                h.value.as_ptr() as usize - base,
-                h.value.len(),
-            )
-        })
-        .collect();
-    let head = buf.split_to(len).freeze();
-    let status = StatusCode::from_u16(code)
-        .map_err(|_| ExchangeError::BadResponse("invalid status code"))?;
-    // Room for the headers the gateway adds on the way back.
-    let mut headers = HeaderMap::with_capacity(spans.len() + 8);
+    // First the fields that decide framing and reuse, read from the raw
+    // head; hop-by-hop fields and server banners never reach the map.
     let mut conn = Tokens::default();
     // Whether the last transfer coding seen is `chunked`, if any was sent.
     let mut te_chunked: Option<bool> = None;
     let mut length: Result<Option<u64>, &'static str> = Ok(None);
+    let mut has_length = false;
+    for h in resp.headers.iter() {
+        if h.name.eq_ignore_ascii_case("connection") {
+            conn.observe(h.value);
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            let last = h
+                .value
+                .split(|b| *b == b',')
+                .map(<[u8]>::trim_ascii)
+                .rfind(|t| !t.is_empty());
+            te_chunked = Some(last.is_some_and(|t| t.eq_ignore_ascii_case(b"chunked")));
+        } else if h.name.eq_ignore_ascii_case("content-length") {
+            has_length = true;
+            length = length.and_then(|l| merge_length(l, h.value));
+        }
+    }
+    // With both, the length is ignored (and the connection not reused).
+    let drop_length = te_chunked.is_some() && has_length;
+    // Remember where each kept field lies, then take the head out of the
+    // buffer and slice the values from it without copying.
+    let base = buf.as_ptr() as usize;
+    let mut spans: Vec<(usize, usize, usize, usize)> = Vec::with_capacity(resp.headers.len());
+    for h in resp.headers.iter() {
+        if headers::never_forwarded_back(h.name)
+            || conn.names(h.name)
+            || (drop_length && h.name.eq_ignore_ascii_case("content-length"))
+        {
+            continue;
+        }
+        spans.push((
+            h.name.as_ptr() as usize - base,
+            h.name.len(),
+            h.value.as_ptr() as usize - base,
+            h.value.len(),
+        ));
+    }
+    let head = buf.split_to(len).freeze();
+    let status = StatusCode::from_u16(code)
+        .map_err(|_| ExchangeError::BadResponse("invalid status code"))?;
+    // Room for the headers the gateway adds on the way back.
+    let mut headers = HeaderMap::with_capacity(spans.len() + 6);
     for (ns, nl, vs, vl) in spans {
         let name = head
             .get(ns..ns + nl)
@@ -201,20 +227,6 @@ pub fn parse_head(
             .ok_or(ExchangeError::BadResponse("invalid header name"))?;
         let value = HeaderValue::from_maybe_shared(head.slice(vs..vs + vl))
             .map_err(|_| ExchangeError::BadResponse("invalid header value"))?;
-        if name == CONNECTION {
-            conn.observe(value.as_bytes());
-        } else if name == TRANSFER_ENCODING {
-            if let Some(last) = value
-                .as_bytes()
-                .split(|b| *b == b',')
-                .map(<[u8]>::trim_ascii)
-                .rfind(|t| !t.is_empty())
-            {
-                te_chunked = Some(last.eq_ignore_ascii_case(b"chunked"));
-            }
-        } else if name == CONTENT_LENGTH {
-            length = length.and_then(|l| merge_length(l, value.as_bytes()));
-        }
         headers.append(name, value);
     }
     let mut keep_alive = match version {
@@ -223,12 +235,8 @@ pub fn parse_head(
     };
     let framing = if is_head_request || code < 200 || code == 204 || code == 304 {
         Framing::Empty
-    } else if let Some(chunked_last) =
-        te_chunked.or(headers.contains_key(TRANSFER_ENCODING).then_some(false))
-    {
-        if headers.contains_key(CONTENT_LENGTH) {
-            // Both present: the length is ignored and the connection not reused.
-            headers.remove(CONTENT_LENGTH);
+    } else if let Some(chunked_last) = te_chunked {
+        if has_length {
             keep_alive = false;
         }
         if chunked_last {
@@ -257,11 +265,14 @@ pub fn parse_head(
     }))
 }
 
-/// The `Connection` options that matter for reuse.
+/// What the `Connection` fields say: the options that matter for reuse,
+/// and the other fields they name (hop-by-hop, never forwarded).
 #[derive(Default)]
 struct Tokens {
     close: bool,
     keep_alive: bool,
+    /// Rare; empty for almost every response.
+    named: Vec<Vec<u8>>,
 }
 
 impl Tokens {
@@ -271,8 +282,23 @@ impl Tokens {
                 self.close = true;
             } else if token.eq_ignore_ascii_case(b"keep-alive") {
                 self.keep_alive = true;
+            } else if !token.is_empty()
+                // End-to-end essentials are never dropped on request.
+                && !token.eq_ignore_ascii_case(b"content-length")
+                && !token.eq_ignore_ascii_case(b"content-type")
+            {
+                self.named.push(token.to_ascii_lowercase());
             }
         }
+    }
+
+    /// Whether `name` is one the `Connection` fields named.
+    fn names(&self, name: &str) -> bool {
+        !self.named.is_empty()
+            && self
+                .named
+                .iter()
+                .any(|n| n.eq_ignore_ascii_case(name.as_bytes()))
     }
 }
 
@@ -329,32 +355,43 @@ impl Conn {
                 all.extend_from_slice(&b);
                 self.io.write_all(&all).await.map_err(closed_or_io)?;
             }
-            UpstreamBody::Stream(mut s) => {
-                self.io.write_all(head).await.map_err(closed_or_io)?;
-                let chunked = framing == OutFraming::Chunked;
-                while let Some(frame) = poll_fn(|cx| Pin::new(&mut s).poll_frame(cx)).await {
-                    let Ok(data) = frame?.into_data() else {
-                        continue;
-                    };
-                    if data.is_empty() {
-                        continue;
-                    }
-                    if chunked {
-                        self.io
-                            .write_all(format!("{:x}\r\n", data.len()).as_bytes())
-                            .await?;
-                        self.io.write_all(&data).await?;
-                        self.io.write_all(b"\r\n").await?;
-                    } else {
-                        self.io.write_all(&data).await?;
-                    }
-                }
-                if chunked {
-                    self.io.write_all(b"0\r\n\r\n").await?;
-                }
-            }
+            // Boxed: a streamed body is the rare case, and its state would
+            // otherwise enlarge every request's future.
+            UpstreamBody::Stream(s) => Box::pin(self.send_stream(head, s, framing)).await?,
         }
         self.io.flush().await?;
+        Ok(())
+    }
+
+    /// Sends the head, then a streamed body in `framing`.
+    async fn send_stream(
+        &mut self,
+        head: &[u8],
+        mut s: crate::body::StreamingBody<'_>,
+        framing: OutFraming,
+    ) -> Result<(), ExchangeError> {
+        self.io.write_all(head).await.map_err(closed_or_io)?;
+        let chunked = framing == OutFraming::Chunked;
+        while let Some(frame) = poll_fn(|cx| Pin::new(&mut s).poll_frame(cx)).await {
+            let Ok(data) = frame?.into_data() else {
+                continue;
+            };
+            if data.is_empty() {
+                continue;
+            }
+            if chunked {
+                self.io
+                    .write_all(format!("{:x}\r\n", data.len()).as_bytes())
+                    .await?;
+                self.io.write_all(&data).await?;
+                self.io.write_all(b"\r\n").await?;
+            } else {
+                self.io.write_all(&data).await?;
+            }
+        }
+        if chunked {
+            self.io.write_all(b"0\r\n\r\n").await?;
+        }
         Ok(())
     }
 
@@ -690,6 +727,30 @@ mod tests {
         let values: Vec<_> = h.parts.headers.get_all("x-a").iter().collect();
         assert_eq!(values, ["1", "2"]);
         assert_eq!(&buf[..], b"hi");
+    }
+
+    #[test]
+    fn hop_by_hop_fields_and_banners_are_left_out() {
+        let h = head(
+            "HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\n\
+             Server: nginx/1.2\r\nX-Powered-By: PHP\r\nUpgrade: h2c\r\nTrailer: x\r\n\
+             Content-Type: text/plain\r\nContent-Length: 2\r\nX-Kept: yes\r\n\r\n",
+            false,
+        )
+        .unwrap()
+        .unwrap();
+        let mut names: Vec<&str> = h.parts.headers.keys().map(|k| k.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["content-length", "content-type", "x-kept"]);
+        assert_eq!((h.framing, h.keep_alive), (Framing::Length(2), true));
+        // `Connection` cannot take end-to-end essentials with it.
+        let h = head(
+            "HTTP/1.1 200 OK\r\nConnection: content-length\r\nContent-Length: 2\r\n\r\n",
+            false,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(h.parts.headers.contains_key(CONTENT_LENGTH));
     }
 
     #[test]

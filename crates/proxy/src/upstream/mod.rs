@@ -239,11 +239,12 @@ impl UpstreamRuntime {
             .take()
             .unwrap_or_else(|| LazyTimer::new(deadline));
         timer.set(deadline);
-        let work = async {
-            conn.send(head, body, framing).await?;
-            conn.read_head(is_head).await
-        };
-        let outcome = timer.run(work).await;
+        let outcome = timer
+            .run(async {
+                conn.send(head, body, framing).await?;
+                conn.read_head(is_head).await
+            })
+            .await;
         conn.timer = Some(timer);
         match outcome {
             None => Attempt::TimedOut,
