@@ -23,6 +23,8 @@ pub struct RequestStats {
     pub bytes: AtomicU64,
     pub too_large: AtomicBool,
     pub timed_out: AtomicBool,
+    /// The client's body was malformed or cut off.
+    pub broken: AtomicBool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -128,7 +130,10 @@ impl Body for StreamingBody<'_> {
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
+            Poll::Ready(Some(Err(e))) => {
+                this.stats.broken.store(true, Ordering::Relaxed);
+                Poll::Ready(Some(Err(e)))
+            }
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => {
                 let timeout = this.timeout;

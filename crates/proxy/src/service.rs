@@ -658,14 +658,18 @@ fn body_error(ex: &mut Exchange, e: &body::BodyError) -> Verdict {
             ex.close = true;
             ex.deny("limits", Problem::request_timeout())
         }
-        body::BodyError::Client(_) => {
-            ex.close = true;
-            ex.deny(
-                "http",
-                Problem::bad_request("bad-body", "the request body could not be read"),
-            )
-        }
+        body::BodyError::Client(_) => bad_body(ex),
     }
+}
+
+/// The client's body was malformed (bad chunked framing) or cut off.
+fn bad_body(ex: &mut Exchange) -> Verdict {
+    ex.event(EventKind::RequestRejected, "bad-body");
+    ex.close = true;
+    ex.deny(
+        "http",
+        Problem::bad_request("bad-body", "the request body could not be read"),
+    )
 }
 
 fn upstream_error(ex: &mut Exchange, e: UpstreamError) -> Verdict {
@@ -676,6 +680,9 @@ fn upstream_error(ex: &mut Exchange, e: UpstreamError) -> Verdict {
         }
         if stats.timed_out.load(Ordering::Relaxed) {
             return body_error(ex, &body::BodyError::Timeout);
+        }
+        if stats.broken.load(Ordering::Relaxed) {
+            return bad_body(ex);
         }
     }
     let problem = match e {

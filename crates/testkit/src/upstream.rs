@@ -4,7 +4,10 @@
 //! - `/status/{code}`: answers with that status
 //! - `/delay/{ms}`: answers after a pause
 //! - `/bytes/{n}`: answers with n bytes
-//! - anything else: a JSON echo of method, path, headers and body size
+//! - `/stream/{n}`: answers with n chunks of `chunk-{i};` of unknown total
+//!   length (sent chunked)
+//! - anything else: a JSON echo of method, path, headers, body size and
+//!   body text
 //!
 //! Every response carries banners and hop-by-hop headers the gateway must
 //! remove, and a CORS header the gateway must replace.
@@ -18,7 +21,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -163,10 +167,9 @@ impl Drop for FakeUpstream {
     }
 }
 
-async fn handle(
-    req: Request<Incoming>,
-    st: Arc<State>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+type Body = BoxBody<Bytes, Infallible>;
+
+async fn handle(req: Request<Incoming>, st: Arc<State>) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_owned();
     if path == "/health" {
         let status = if st.healthy.load(Ordering::SeqCst) {
@@ -187,7 +190,7 @@ async fn handle(
     Ok(out)
 }
 
-async fn answer(req: Request<Incoming>, st: &State) -> Response<Full<Bytes>> {
+async fn answer(req: Request<Incoming>, st: &State) -> Response<Body> {
     let segments: Vec<String> = req
         .uri()
         .path()
@@ -216,6 +219,16 @@ async fn answer(req: Request<Incoming>, st: &State) -> Response<Full<Bytes>> {
             let n: usize = n.parse().unwrap_or(0);
             return respond(st, StatusCode::OK, Bytes::from(vec![b'x'; n]));
         }
+        ["stream", n] => {
+            let n: usize = n.parse().unwrap_or(0);
+            let chunks = (0..n).map(|i| {
+                Ok::<_, Infallible>(http_body::Frame::data(Bytes::from(format!("chunk-{i};"))))
+            });
+            let body = StreamBody::new(futures_util::stream::iter(chunks)).boxed();
+            let mut r = respond(st, StatusCode::OK, Bytes::new());
+            *r.body_mut() = body;
+            return r;
+        }
         _ => {}
     }
     let method = req.method().to_string();
@@ -239,12 +252,13 @@ async fn answer(req: Request<Incoming>, st: &State) -> Response<Full<Bytes>> {
         "uri": uri,
         "headers": headers,
         "body_len": body.len(),
+        "body": String::from_utf8_lossy(&body),
     });
     respond(st, StatusCode::OK, Bytes::from(echo.to_string()))
 }
 
-fn respond(st: &State, status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(body));
+fn respond(st: &State, status: StatusCode, body: Bytes) -> Response<Body> {
+    let mut r = Response::new(Full::new(body).boxed());
     *r.status_mut() = status;
     let h = r.headers_mut();
     h.insert("content-type", "application/json".parse().unwrap());
