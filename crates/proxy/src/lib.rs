@@ -26,3 +26,53 @@ mod upstream;
 pub mod watch;
 
 pub use gateway::{Gateway, StartError};
+
+/// Entry points for the fuzz targets in `fuzz/`: the parsers that see
+/// network bytes first. Not part of the API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use bytes::BytesMut;
+
+    /// Parses `data` as the start of an HTTP/1 request; never panics.
+    /// Returns how many bytes a complete head took.
+    pub fn request_head(data: &[u8]) -> Option<usize> {
+        let mut buf = BytesMut::from(data);
+        let limits = crate::h1::head::HeadLimits {
+            max_headers: 100,
+            max_head_bytes: 16 * 1024,
+            h2c: true,
+        };
+        match crate::h1::head::parse(&mut buf, limits) {
+            Ok(crate::h1::head::Parsed::Head(_)) => Some(data.len() - buf.len()),
+            _ => None,
+        }
+    }
+
+    /// Decodes `data` as a chunked body, fed in pieces split at `cuts`.
+    /// Returns the body and whether it ended, or `None` when malformed.
+    pub fn chunked(data: &[u8], cuts: &[usize]) -> Option<(Vec<u8>, bool)> {
+        use crate::chunked::{Chunk, Decoded, decode};
+        let mut buf = BytesMut::new();
+        let mut chunk = Chunk::Size;
+        let mut out = Vec::new();
+        let mut at = 0;
+        let mut points: Vec<usize> = cuts.iter().map(|c| c % (data.len() + 1)).collect();
+        points.sort_unstable();
+        points.push(data.len());
+        for p in points {
+            if p < at {
+                continue;
+            }
+            buf.extend_from_slice(data.get(at..p)?);
+            at = p;
+            loop {
+                match decode(&mut buf, &mut chunk).ok()? {
+                    Decoded::Data(d) => out.extend_from_slice(&d),
+                    Decoded::NeedMore => break,
+                    Decoded::End => return Some((out, true)),
+                }
+            }
+        }
+        Some((out, false))
+    }
+}

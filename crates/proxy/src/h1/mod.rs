@@ -22,7 +22,7 @@
 //! buffer is allocated only when a request arrives.
 
 mod body;
-mod head;
+pub(crate) mod head;
 pub mod io;
 mod write;
 
