@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Plain reverse proxying: Portcullis against nginx, in one run.
 #
-# Both proxies sit in front of the same upstream (an nginx answering a small
+# The proxies sit in front of the same upstream (an nginx answering a small
 # fixed body), each pinned to one core with one worker; the load generator
-# (wrk) and the upstream share the other core. Runs alternate between the
-# two proxies; the medians of RUNS runs are reported with their ratio.
-# Then the resident memory of each proxy holding 1,000 and 10,000 idle
-# keep-alive connections is measured.
+# (wrk) and the upstream share the other core. nginx runs twice:
+#   nginx          a minimal proxy config (Host and X-Forwarded-For only);
+#   nginx-same     configured to do what Portcullis does by default: the
+#                  same forwarding headers and request id upstream, the same
+#                  security headers and X-Request-Id back, X-Powered-By
+#                  hidden.
+# Runs rotate between the three; the medians of RUNS runs are reported
+# with the ratios. Then the resident memory of Portcullis and nginx holding
+# 1,000 and 10,000 idle keep-alive connections is measured.
 #
 #   bench/proxy.sh                 # defaults below
 #   RUNS=7 DURATION=15s CONNS=128 ACCESS_LOG=off bench/proxy.sh
@@ -24,7 +29,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 RESULTS="$ROOT/bench/results"
 mkdir -p "$RESULTS"
 WORK=$(mktemp -d)
-UP_PORT=18181 NGINX_PORT=18182 PC_PORT=18183 PC_ADMIN=18184
+UP_PORT=18181 NGINX_PORT=18182 PC_PORT=18183 PC_ADMIN=18184 SAME_PORT=18185
 
 need() { command -v "$1" >/dev/null 2>&1 || { echo "installing $2"; DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$2" >/dev/null; }; }
 need nginx nginx
@@ -86,6 +91,40 @@ http {
 }
 CONF
 
+# nginx doing the same work as Portcullis's defaults.
+cat > "$WORK/nginx-same.conf" <<CONF
+worker_processes 1;
+pid $WORK/nginx-same.pid;
+error_log $WORK/nginx-same-error.log;
+events { worker_connections 20000; }
+http {
+    $(echo "$NGINX_LOG" | sed 's/nginx-access/nginx-same-access/')
+    keepalive_requests 1000000;
+    server_tokens off;
+    upstream api { server 127.0.0.1:$UP_PORT; keepalive 256; }
+    server {
+        listen 127.0.0.1:$SAME_PORT backlog=4096;
+        location / {
+            proxy_pass http://api;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host \$host;
+            proxy_set_header X-Forwarded-For \$remote_addr;
+            proxy_set_header X-Forwarded-Proto \$scheme;
+            proxy_set_header X-Forwarded-Host \$host;
+            proxy_set_header Forwarded "for=\$remote_addr;proto=\$scheme;host=\$host";
+            proxy_set_header X-Real-IP \$remote_addr;
+            proxy_set_header X-Request-Id \$request_id;
+            proxy_hide_header X-Powered-By;
+            add_header X-Content-Type-Options nosniff always;
+            add_header X-Frame-Options DENY always;
+            add_header Referrer-Policy no-referrer always;
+            add_header X-Request-Id \$request_id always;
+        }
+    }
+}
+CONF
+
 cat > "$WORK/portcullis.yaml" <<CONF
 version: 1
 runtime: { workers: 1 }
@@ -108,10 +147,12 @@ CONF
 
 taskset -c "$LOAD_CORE" nginx -c "$WORK/upstream.conf"
 taskset -c "$GW_CORE" nginx -c "$WORK/nginx.conf"
+taskset -c "$GW_CORE" nginx -c "$WORK/nginx-same.conf"
 taskset -c "$GW_CORE" "$PORTCULLIS" run --config "$WORK/portcullis.yaml" >/dev/null 2>"$WORK/portcullis.err" &
 PC_PID=$!
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PC_PORT/" >/dev/null && break; sleep 0.1; done
 curl -sf "http://127.0.0.1:$NGINX_PORT/" >/dev/null
+curl -sf "http://127.0.0.1:$SAME_PORT/" >/dev/null
 
 # wrk output -> "rps p50_ms p99_ms"
 measure() {
@@ -131,12 +172,14 @@ median() { sort -g | awk '{a[NR]=$1} END { print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+
 echo "warming up..."
 taskset -c "$LOAD_CORE" wrk -t1 -c"$CONNS" -d3s "http://127.0.0.1:$PC_PORT/users/1" >/dev/null
 taskset -c "$LOAD_CORE" wrk -t1 -c"$CONNS" -d3s "http://127.0.0.1:$NGINX_PORT/users/1" >/dev/null
+taskset -c "$LOAD_CORE" wrk -t1 -c"$CONNS" -d3s "http://127.0.0.1:$SAME_PORT/users/1" >/dev/null
 
-: > "$WORK/pc.txt"; : > "$WORK/nx.txt"
+port_of() { case $1 in pc) echo $PC_PORT ;; nx) echo $NGINX_PORT ;; ns) echo $SAME_PORT ;; esac; }
+: > "$WORK/pc.txt"; : > "$WORK/nx.txt"; : > "$WORK/ns.txt"
 for i in $(seq "$RUNS"); do
-    if [ $((i % 2)) -eq 1 ]; then order="pc nx"; else order="nx pc"; fi
+    case $((i % 3)) in 1) order="pc nx ns" ;; 2) order="nx ns pc" ;; *) order="ns pc nx" ;; esac
     for who in $order; do
-        port=$([ "$who" = pc ] && echo $PC_PORT || echo $NGINX_PORT)
+        port=$(port_of "$who")
         line=$(measure "$port")
         echo "$line" >> "$WORK/$who.txt"
         echo "run $i $who: $line"
@@ -144,10 +187,14 @@ for i in $(seq "$RUNS"); do
 done
 
 col() { awk -v c="$2" '{print $c}' "$WORK/$1.txt" | median; }
-PC_RPS=$(col pc 1); NX_RPS=$(col nx 1)
-PC_P50=$(col pc 2); NX_P50=$(col nx 2)
-PC_P99=$(col pc 3); NX_P99=$(col nx 3)
+PC_RPS=$(col pc 1); NX_RPS=$(col nx 1); NS_RPS=$(col ns 1)
+PC_P50=$(col pc 2); NX_P50=$(col nx 2); NS_P50=$(col ns 2)
+PC_P99=$(col pc 3); NX_P99=$(col nx 3); NS_P99=$(col ns 3)
 PC_BAD=$(awk '{s+=$4} END {print s+0}' "$WORK/pc.txt")
+# Each round's ratio, then their median: a slow spell of the shared machine
+# hits both sides of a round, so paired ratios vary less than medians do.
+paired() { paste "$WORK/pc.txt" "$WORK/$1.txt" | awk '{print $1 / $5}' | median; }
+PAIR_NX=$(paired nx); PAIR_NS=$(paired ns)
 
 rss_kb() { local total=0; for p in "$@"; do total=$((total + $(awk '/VmRSS/ {print $2}' "/proc/$p/status"))); done; echo $total; }
 nginx_pids() { echo "$(cat "$WORK/nginx.pid") $(pgrep -P "$(cat "$WORK/nginx.pid")" | tr '\n' ' ')"; }
@@ -175,7 +222,9 @@ proxy on core $GW_CORE (1 worker each), wrk and upstream on core $LOAD_CORE; med
 
   portcullis  $(printf "%9.0f req/s   p50 %6.3f ms   p99 %6.3f ms" "$PC_RPS" "$PC_P50" "$PC_P99")
   nginx       $(printf "%9.0f req/s   p50 %6.3f ms   p99 %6.3f ms" "$NX_RPS" "$NX_P50" "$NX_P99")
-  ratio       $(printf "%9.2fx throughput     p99 %.2fx of nginx's" "$(echo "$PC_RPS / $NX_RPS" | bc -l)" "$(echo "$PC_P99 / $NX_P99" | bc -l)")
+  nginx-same  $(printf "%9.0f req/s   p50 %6.3f ms   p99 %6.3f ms" "$NS_RPS" "$NS_P50" "$NS_P99")
+  vs nginx       $(printf "%6.2fx throughput (paired rounds %.2fx)   p99 %.2fx of nginx's" "$(echo "$PC_RPS / $NX_RPS" | bc -l)" "$PAIR_NX" "$(echo "$PC_P99 / $NX_P99" | bc -l)")
+  vs nginx-same  $(printf "%6.2fx throughput (paired rounds %.2fx)   p99 %.2fx of nginx's" "$(echo "$PC_RPS / $NS_RPS" | bc -l)" "$PAIR_NS" "$(echo "$PC_P99 / $NS_P99" | bc -l)")
   portcullis non-2xx responses: $PC_BAD
 
 Resident memory with idle keep-alive connections:$RSS_LINES
