@@ -79,17 +79,20 @@ fn init_logging(format: LogFormat) {
 fn runtime(workers: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
     let workers =
         workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    if workers <= 1 {
+    let mut builder = if workers <= 1 {
         // One worker: a single-threaded scheduler with no work stealing.
         tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
     } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(workers)
-            .enable_all()
-            .build()
-    }
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(workers);
+        b
+    };
+    // Worker threads batch their log lines and hand them over whenever
+    // they go idle (see `portcullis_telemetry::thread_idle`).
+    builder
+        .enable_all()
+        .on_thread_park(portcullis_telemetry::thread_idle)
+        .build()
 }
 
 fn main() -> ExitCode {

@@ -10,5 +10,5 @@ pub mod metrics;
 mod sink;
 mod time;
 
-pub use sink::{LogSink, SinkTarget};
+pub use sink::{LogSink, SinkTarget, thread_idle};
 pub use time::rfc3339;
