@@ -245,7 +245,9 @@ pub async fn serve(
             !head.keep_alive || stopping || c.body != BodyState::Done || asks_to_close(&resp);
         let (whole, completed_at) = write_response(&mut c, resp, meta, close).await;
         if !whole || close {
-            let _ = c.io.shutdown().await;
+            // Bounded: a TLS close_notify to a client that stopped reading
+            // must not hold the connection.
+            let _ = tokio::time::timeout(Duration::from_secs(1), c.io.shutdown()).await;
             return None;
         }
         if c.rbuf.is_empty() {
