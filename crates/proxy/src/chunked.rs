@@ -1,5 +1,6 @@
 //! Chunked transfer coding (RFC 9112 §7.1), decoded the same way for
-//! request bodies from clients and response bodies from upstreams.
+//! request bodies from clients and response bodies from upstreams, and the
+//! chunk-size lines written on both sides.
 //!
 //! Every line is bounded, and so is the trailer section, so a peer cannot
 //! make the decoder buffer without end. Trailers are read and discarded:
@@ -143,6 +144,25 @@ pub fn decode(buf: &mut BytesMut, chunk: &mut Chunk) -> Result<Decoded, ChunkErr
     }
 }
 
+/// Appends the chunk-size line for `len` bytes of data.
+pub fn push_size_line(out: &mut Vec<u8>, len: usize) {
+    let mut digits = [0u8; 16];
+    let mut i = digits.len();
+    let mut n = len;
+    loop {
+        i -= 1;
+        if let Some(d) = digits.get_mut(i) {
+            *d = b"0123456789abcdef".get(n % 16).copied().unwrap_or(b'0');
+        }
+        n /= 16;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(digits.get(i..).unwrap_or(b"0"));
+    out.extend_from_slice(b"\r\n");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,5 +234,14 @@ mod tests {
             trailers.extend_from_slice(b"X-Trailer: aaaaaaaaaaaaaaaaaaaaaaaa\r\n");
         }
         assert!(decode_all(&trailers).is_err());
+    }
+
+    #[test]
+    fn chunk_sizes_are_hex() {
+        for (n, text) in [(0, "0"), (10, "a"), (255, "ff"), (4096, "1000")] {
+            let mut out = Vec::new();
+            push_size_line(&mut out, n);
+            assert_eq!(out, format!("{text}\r\n").as_bytes());
+        }
     }
 }

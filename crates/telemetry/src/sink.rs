@@ -186,42 +186,8 @@ impl LogSink {
         if !self.is_enabled() {
             return;
         }
-        let mut build = Some(build);
-        let held = HELD.with(|held| {
-            let Ok(mut held) = held.try_borrow_mut() else {
-                return false;
-            };
-            let Some(HeldLines(list)) = held.as_mut() else {
-                return false;
-            };
-            let h = match list.iter().position(|h| Arc::ptr_eq(&h.inner, &self.inner)) {
-                Some(i) => list.get_mut(i),
-                None => {
-                    list.push(Held {
-                        inner: self.inner.clone(),
-                        buf: Vec::with_capacity(THREAD_BATCH + 4096),
-                        lines: 0,
-                    });
-                    list.last_mut()
-                }
-            };
-            let (Some(h), Some(build)) = (h, build.take()) else {
-                return false;
-            };
-            let start = h.buf.len();
-            if build(&mut h.buf).is_err() {
-                h.buf.truncate(start);
-                return true;
-            }
-            h.buf.push(b'\n');
-            h.lines += 1;
-            if h.buf.len() >= THREAD_BATCH {
-                let lines = std::mem::take(&mut h.lines);
-                h.inner.append(&mut h.buf, lines);
-            }
-            true
-        });
-        let Some(build) = build.filter(|_| !held) else {
+        // A thread that holds lines adds this one to its batch.
+        let Err(build) = HELD.with(|held| self.hold(held, build)) else {
             return;
         };
         SCRATCH.with(|scratch| {
@@ -229,20 +195,52 @@ impl LogSink {
                 return;
             };
             line.clear();
-            if build(&mut line).is_err() {
-                return;
-            }
-            line.push(b'\n');
-            let mut buf = self.inner.buf.lock().unwrap_or_else(|e| e.into_inner());
-            if buf.len() + line.len() > MAX_BUFFERED {
-                self.inner.dropped.inc();
-                return;
-            }
-            buf.extend_from_slice(&line);
-            if buf.len() >= EARLY_WRITE {
-                self.inner.wake.notify_one();
+            if build(&mut line).is_ok() {
+                line.push(b'\n');
+                self.inner.append(&mut line, 1);
             }
         });
+    }
+
+    /// Adds a line to this thread's batch for this sink, handing the batch
+    /// over when it is full. Gives `build` back when the thread holds no
+    /// lines.
+    fn hold<F, E>(&self, held: &RefCell<Option<HeldLines>>, build: F) -> Result<(), F>
+    where
+        F: FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    {
+        let Ok(mut held) = held.try_borrow_mut() else {
+            return Err(build);
+        };
+        let Some(HeldLines(list)) = held.as_mut() else {
+            return Err(build);
+        };
+        let i = match list.iter().position(|h| Arc::ptr_eq(&h.inner, &self.inner)) {
+            Some(i) => i,
+            None => {
+                list.push(Held {
+                    inner: self.inner.clone(),
+                    buf: Vec::with_capacity(THREAD_BATCH + 4096),
+                    lines: 0,
+                });
+                list.len() - 1
+            }
+        };
+        let Some(h) = list.get_mut(i) else {
+            return Err(build);
+        };
+        let start = h.buf.len();
+        if build(&mut h.buf).is_err() {
+            h.buf.truncate(start);
+            return Ok(());
+        }
+        h.buf.push(b'\n');
+        h.lines += 1;
+        if h.buf.len() >= THREAD_BATCH {
+            let lines = std::mem::take(&mut h.lines);
+            h.inner.append(&mut h.buf, lines);
+        }
+        Ok(())
     }
 
     /// Appends one line given as bytes.

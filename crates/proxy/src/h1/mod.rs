@@ -110,6 +110,12 @@ impl Connection {
         while let Some(Ok(Some(_))) = self.next_piece() {}
     }
 
+    /// Ends the connection. Bounded: a TLS close_notify to a client that
+    /// stopped reading must not hold it.
+    async fn close(&mut self) {
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.io.shutdown()).await;
+    }
+
     async fn write_all(&mut self, bytes: &[u8]) -> bool {
         self.io.write_all(bytes).await.is_ok()
     }
@@ -245,9 +251,7 @@ pub async fn serve(
             !head.keep_alive || stopping || c.body != BodyState::Done || asks_to_close(&resp);
         let (whole, completed_at) = write_response(&mut c, resp, meta, close).await;
         if !whole || close {
-            // Bounded: a TLS close_notify to a client that stopped reading
-            // must not hold the connection.
-            let _ = tokio::time::timeout(Duration::from_secs(1), c.io.shutdown()).await;
+            c.close().await;
             return None;
         }
         if c.rbuf.is_empty() {
@@ -277,7 +281,7 @@ async fn refuse(c: &mut Connection, conn: &ConnInfo, shared: &Shared, why: servi
         http10: false,
     };
     let _ = write_response(c, resp, meta, true).await;
-    let _ = tokio::time::timeout(Duration::from_secs(1), c.io.shutdown()).await;
+    c.close().await;
 }
 
 /// Writes one response. Returns whether it went out whole (the connection
@@ -338,7 +342,7 @@ async fn send_response(
                         return false;
                     }
                     OutBody::Chunked => {
-                        write::push_chunk_size(&mut out, data.len());
+                        crate::chunked::push_size_line(&mut out, data.len());
                         out.extend_from_slice(&data);
                         out.extend_from_slice(b"\r\n");
                     }

@@ -106,25 +106,6 @@ fn push_length(out: &mut Vec<u8>, n: u64) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// Appends the chunk-size line for `len` bytes of data.
-pub fn push_chunk_size(out: &mut Vec<u8>, len: usize) {
-    let mut digits = [0u8; 16];
-    let mut i = digits.len();
-    let mut n = len;
-    loop {
-        i -= 1;
-        if let Some(d) = digits.get_mut(i) {
-            *d = b"0123456789abcdef".get(n % 16).copied().unwrap_or(b'0');
-        }
-        n /= 16;
-        if n == 0 || i == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(digits.get(i..).unwrap_or(b"0"));
-    out.extend_from_slice(b"\r\n");
-}
-
 thread_local! {
     /// The `Date` value, formatted once a second per thread.
     static DATE_TEXT: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
@@ -220,14 +201,5 @@ mod tests {
         let p = parts(304, &[("content-length", "7")]);
         let (head, _, _) = encode(&p, SizeHint::default(), GET, false);
         assert!(head.contains("content-length: 7\r\n"));
-    }
-
-    #[test]
-    fn chunk_sizes_are_hex() {
-        for (n, text) in [(0, "0"), (10, "a"), (255, "ff"), (4096, "1000")] {
-            let mut out = Vec::new();
-            push_chunk_size(&mut out, n);
-            assert_eq!(out, format!("{text}\r\n").as_bytes());
-        }
     }
 }

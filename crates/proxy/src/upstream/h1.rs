@@ -380,9 +380,9 @@ impl Conn {
                 continue;
             }
             if chunked {
-                self.io
-                    .write_all(format!("{:x}\r\n", data.len()).as_bytes())
-                    .await?;
+                let mut line = Vec::with_capacity(18);
+                chunked::push_size_line(&mut line, data.len());
+                self.io.write_all(&line).await?;
                 self.io.write_all(&data).await?;
                 self.io.write_all(b"\r\n").await?;
             } else {
