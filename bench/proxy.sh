@@ -31,7 +31,8 @@ mkdir -p "$RESULTS"
 WORK=$(mktemp -d)
 UP_PORT=18181 NGINX_PORT=18182 PC_PORT=18183 PC_ADMIN=18184 SAME_PORT=18185
 
-need() { command -v "$1" >/dev/null 2>&1 || { echo "installing $2"; DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$2" >/dev/null; }; }
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 need nginx nginx
 need wrk wrk
 need taskset util-linux
@@ -52,20 +53,7 @@ PORTCULLIS="$ROOT/target/release/portcullis"
 
 BODY='{"id":1,"username":"alice","email":"alice@example.com","role":"admin","active":true}'
 
-cat > "$WORK/upstream.conf" <<CONF
-worker_processes 1;
-pid $WORK/upstream.pid;
-error_log $WORK/upstream-error.log;
-events { worker_connections 20000; }
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    server {
-        listen 127.0.0.1:$UP_PORT reuseport backlog=4096;
-        location / { default_type application/json; return 200 '$BODY'; }
-    }
-}
-CONF
+upstream_conf "$WORK/upstream.conf" "$WORK" "$UP_PORT" "$BODY"
 
 if [ "$ACCESS_LOG" = on ]; then NGINX_LOG="access_log $WORK/nginx-access.log;"; PC_LOG="access_log: { file: $WORK/portcullis-access.log }"; else NGINX_LOG="access_log off;"; PC_LOG="access_log: off"; fi
 
@@ -139,6 +127,9 @@ upstreams:
   - name: api
     targets: ["127.0.0.1:$UP_PORT"]
     max_idle_connections: 256
+defaults:
+  authenticate:
+    anonymous: true
 routes:
   - id: all
     match: { path_prefix: / }
@@ -158,16 +149,9 @@ curl -sf "http://127.0.0.1:$SAME_PORT/" >/dev/null
 measure() {
     local out
     out=$(taskset -c "$LOAD_CORE" wrk -t1 -c"$CONNS" -d"$DURATION" --latency "http://127.0.0.1:$1/users/1")
-    echo "$out" | awk '
-        function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
-        /Requests\/sec/ { rps=$2 }
-        /^ +50%/ { p50=ms($2) }
-        /^ +99%/ { p99=ms($2) }
-        /Non-2xx/ { bad=$4 }
-        END { printf "%s %.3f %.3f %s\n", rps, p50, p99, (bad==""?0:bad) }'
+    echo "$out" | wrk_summary
 }
 
-median() { sort -g | awk '{a[NR]=$1} END { print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2) }'; }
 
 echo "warming up..."
 taskset -c "$LOAD_CORE" wrk -t1 -c"$CONNS" -d3s "http://127.0.0.1:$PC_PORT/users/1" >/dev/null

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod manage;
+
 // A proxy allocates and frees small buffers for every request; mimalloc's
 // thread-local free lists make that markedly cheaper than glibc's malloc
 // (measured with bench/proxy.sh).
@@ -58,6 +60,18 @@ enum Command {
     },
     /// Print the JSON Schema of the configuration file.
     Schema,
+    /// Generate a bearer token for the management API and print it with
+    /// the `admin.token_hash` line for the configuration.
+    AdminToken,
+    /// Manage consumers in the configured credential store.
+    #[command(subcommand)]
+    Consumers(manage::ConsumersCommand),
+    /// Manage API keys in the configured credential store.
+    #[command(subcommand)]
+    Keys(manage::KeysCommand),
+    /// Manage HTTP Basic credentials in the configured credential store.
+    #[command(subcommand)]
+    Basic(manage::BasicCommand),
 }
 
 fn init_logging(format: LogFormat) {
@@ -109,6 +123,10 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Command::AdminToken => report(manage::admin_token()),
+        Command::Consumers(c) => report(manage::consumers(c)),
+        Command::Keys(k) => report(manage::keys(k)),
+        Command::Basic(b) => report(manage::basic(b)),
         Command::Run { config } => {
             init_logging(cli.log_format);
             report(run(&config))
@@ -189,7 +207,8 @@ fn run(path: &std::path::Path) -> anyhow::Result<()> {
 fn demo(listen: SocketAddr, admin: SocketAddr) -> anyhow::Result<()> {
     let rt = runtime(None)?;
     rt.block_on(async {
-        let api = portcullis_demo::SampleApi::start().await?;
+        let issuer = portcullis_demo::DemoIssuer::generate().map_err(|e| anyhow::anyhow!(e))?;
+        let api = portcullis_demo::SampleApi::start(issuer.jwks()).await?;
         let addrs = portcullis_demo::DemoAddresses { gateway: listen, admin };
         let config = portcullis_demo::config(api.address, addrs).map_err(|e| anyhow::anyhow!("{e}"))?;
         let gateway = portcullis_proxy::Gateway::start(config).await.map_err(|e| {
@@ -197,7 +216,12 @@ fn demo(listen: SocketAddr, admin: SocketAddr) -> anyhow::Result<()> {
         })?;
         let gw_addr = gateway.addresses().first().map_or(listen, |(_, a)| *a);
         let admin_addr = gateway.admin_address().unwrap_or(admin);
-        eprintln!("{}", portcullis_demo::tour(gw_addr, admin_addr));
+        let (settings, auth) = gateway.auth();
+        let key = portcullis_demo::seed(&settings, &auth).map_err(|e| anyhow::anyhow!(e))?;
+        let token = issuer
+            .token("demo-user", "orders:read")
+            .map_err(|e| anyhow::anyhow!(e))?;
+        eprintln!("{}", portcullis_demo::tour(gw_addr, admin_addr, &key, &token));
         gateway.run_until_signal().await?;
         Ok(())
     })

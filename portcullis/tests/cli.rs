@@ -104,6 +104,9 @@ routes:
       - kind: cors
         allow_origins: ["*"]
         allow_credentials: true
+defaults:
+  authenticate:
+    anonymous: true
 "#,
     )
     .unwrap();
@@ -210,9 +213,16 @@ async fn the_demo_serves_its_tour() {
         tour.contains(&format!("curl -i http://{gateway}/users/1")),
         "{tour}"
     );
+    let key = tour
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("KEY="))
+        .expect("the tour shows the demo key")
+        .to_owned();
+    assert!(key.starts_with("pcl_"), "{key}");
     let c = client();
     let user: serde_json::Value = c
         .get(format!("http://{gateway}/users/1"))
+        .header("x-api-key", &key)
         .send()
         .await
         .unwrap()
@@ -220,6 +230,55 @@ async fn the_demo_serves_its_tour() {
         .await
         .unwrap();
     assert_eq!(user["username"], "alice");
+    // The tour's 401, 403 and 400.
+    let no_key = c
+        .get(format!("http://{gateway}/users/1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_key.status(), 401);
+    assert_eq!(
+        no_key.headers()["www-authenticate"],
+        "ApiKey realm=\"portcullis\""
+    );
+    let orders = c
+        .get(format!("http://{gateway}/orders"))
+        .header("authorization", format!("ApiKey {key}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(orders.status(), 403);
+    // The demo issuer's token carries the scope: 200 (the gateway fetches
+    // the issuer's keys from the sample API).
+    let token = tour
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("TOKEN="))
+        .expect("the tour shows a demo token")
+        .to_owned();
+    let orders = c
+        .get(format!("http://{gateway}/orders"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(orders.status(), 200);
+    let in_query = c
+        .get(format!("http://{gateway}/users/1?api_key={key}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(in_query.status(), 400);
+    // The public echo: a spoofed identity header does not reach the API.
+    let echo: serde_json::Value = c
+        .get(format!("http://{gateway}/echo"))
+        .header("x-consumer-id", "admin")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(!echo.to_string().contains("admin"), "{echo}");
     let status = |p: &'static str| {
         let c = c.clone();
         let g = gateway.clone();

@@ -19,6 +19,9 @@ listeners:
   - { name: main, address: "127.0.0.1:0" }
 upstreams:
   - { name: api, targets: ["@UP@"] }
+defaults:
+  authenticate:
+    anonymous: true
 routes:
   - id: orders
     match: { path_prefix: /orders, methods: [GET, PUT, DELETE] }

@@ -28,6 +28,8 @@ upstreams:
   - name: api
     targets: ["@UP@"]
 defaults:
+  authenticate:
+    anonymous: true
   limits: { max_body: 4KiB }
 routes:
   - id: everything
@@ -297,4 +299,50 @@ async fn heads_that_break_http1_rules_are_refused_before_routing() {
     assert_eq!(line["decided_by"], "http");
     assert_eq!(line["reason"], "expectation-failed");
     gw.wait_for_event(|e| e["code"] == "expectation-failed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_the_response_is_disconnected() {
+    let up = FakeUpstream::start("api").await;
+    let config = CONFIG.replace(
+        "    address: \"127.0.0.1:0\"\nupstreams:",
+        "    address: \"127.0.0.1:0\"\n    limits: { body_timeout: 1s }\nupstreams:",
+    );
+    assert_ne!(config, CONFIG);
+    let gw = gateway(&config, &[("UP", up.addr.to_string())]);
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut s = socket.connect(gw.addr("main")).await.unwrap();
+    // 64 MiB: far more than the socket buffers between the two hold.
+    s.write_all(b"GET /bytes/67108864 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let active = |m: &str| {
+        m.lines()
+            .find(|l| l.starts_with("portcullis_active_connections{listener=\"main\"}"))
+            .and_then(|l| l.rsplit(' ').next())
+            .map(str::to_owned)
+    };
+    // The connection is open while the response is being written...
+    let mut seen_open = false;
+    for _ in 0..50 {
+        if active(&gw.metrics().await).as_deref() == Some("1") {
+            seen_open = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(seen_open);
+    // ...and closed by the gateway once the client has taken nothing for
+    // the send timeout, though the client never closes it.
+    let mut closed_by_gateway = false;
+    for _ in 0..100 {
+        if active(&gw.metrics().await).as_deref() == Some("0") {
+            closed_by_gateway = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(closed_by_gateway, "the stalled connection is still open");
+    drop(s);
 }

@@ -25,6 +25,9 @@ listeners:
 upstreams:
   - { name: a, targets: ["@A@"] }
   - { name: b, targets: ["@B@"] }
+defaults:
+  authenticate:
+    anonymous: true
 routes:
   - id: all
     match: { path_prefix: / }

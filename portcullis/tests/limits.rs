@@ -34,6 +34,8 @@ upstreams:
   - name: api
     targets: ["@UP@"]
 defaults:
+  authenticate:
+    anonymous: true
   limits: { max_body: 1KiB }
 routes:
   - id: all

@@ -24,6 +24,9 @@ listeners:
 upstreams:
   - { name: api, targets: ["@UP@"] }
   - { name: gone, targets: ["@DEAD@"] }
+defaults:
+  authenticate:
+    anonymous: true
 routes:
   - { id: api, match: { path_prefix: /api }, upstream: api }
   - { id: gone, match: { path_prefix: /gone }, upstream: gone }

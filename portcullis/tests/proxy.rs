@@ -28,6 +28,9 @@ listeners:
 upstreams:
   - name: api
     targets: ["@UP@"]
+defaults:
+  authenticate:
+    anonymous: true
 routes:
   - id: everything
     match: { path_prefix: / , methods: [GET, POST, HEAD] }

@@ -41,6 +41,9 @@ listeners:
 upstreams:
   - name: api
     targets: ["@UP@"]
+defaults:
+  authenticate:
+    anonymous: true
 routes:
   - id: all
     match: { path_prefix: / }
@@ -233,6 +236,9 @@ upstreams:
   - name: wrong-name
     targets: ["@UP@"]
     tls: { ca_file: ca.pem, server_name: other.internal }
+defaults:
+  authenticate:
+    anonymous: true
 routes:
   - { id: good, match: { path_prefix: /good }, upstream: good }
   - { id: wrong-ca, match: { path_prefix: /wrong-ca }, upstream: wrong-ca }

@@ -32,6 +32,9 @@ upstreams:
   - name: api
     targets: [{list}]
 {extra}
+defaults:
+  authenticate:
+    anonymous: true
 routes:
   - id: all
     match: {{ path_prefix: / }}
@@ -70,6 +73,9 @@ upstreams:
   - name: slow
     targets: ["{}"]
     timeouts: {{ response_header: 300ms }}
+defaults:
+  authenticate:
+    anonymous: true
 routes:
   - {{ id: dead, match: {{ path_prefix: /dead }}, upstream: dead }}
   - {{ id: slow, match: {{ path_prefix: /delay }}, upstream: slow }}

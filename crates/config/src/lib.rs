@@ -16,6 +16,7 @@ pub mod runtime;
 mod validate;
 pub mod yaml;
 
+pub use compile::auth::DEFAULT_STORE_FILE;
 pub use compile::tls::{load_ca_bundle, load_certificate};
 pub use compile::{BUILTIN_MASKED_HEADERS, BUILTIN_MASKED_PARAMS, VERSION, load, load_str};
 pub use diag::{ConfigError, Diagnostic};

@@ -16,6 +16,12 @@ use rustls_pki_types::CertificateDer;
 
 pub use crate::file::{Balance, LogTarget, TlsVersion};
 
+mod auth;
+pub use auth::{
+    AuthMethod, AuthPolicy, Authentication, IdentityHeaders, Introspection, JwtIssuer,
+    JwtKeySource, Lockout, SecretSource, StoreLocation, check_key_url,
+};
+
 /// A whole compiled configuration.
 #[derive(Debug)]
 pub struct Config {
@@ -23,7 +29,11 @@ pub struct Config {
     pub source: Option<PathBuf>,
     pub runtime: Runtime,
     pub admin: Option<Admin>,
+    /// TLS for the admin listener (with client certificates, they
+    /// authorize the management API too).
+    pub admin_tls: Option<Tls>,
     pub logging: Logging,
+    pub authentication: Authentication,
     pub listeners: Vec<Arc<Listener>>,
     pub upstreams: BTreeMap<Arc<str>, Arc<Upstream>>,
     pub routes: Vec<Arc<Route>>,
@@ -47,6 +57,8 @@ pub struct Runtime {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Admin {
     pub address: SocketAddr,
+    /// SHA-256 of the management API's bearer token; `None`: API off.
+    pub token_sha256: Option<[u8; 32]>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,6 +120,15 @@ pub struct Tls {
     pub min_version: TlsVersion,
     pub http2: bool,
     pub hsts: bool,
+    pub client_auth: Option<ClientAuth>,
+}
+
+/// Client certificate verification (mutual TLS).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientAuth {
+    pub ca_certs: Vec<CertificateDer<'static>>,
+    pub crls: Vec<rustls_pki_types::CertificateRevocationListDer<'static>>,
+    pub required: bool,
 }
 
 impl fmt::Debug for Tls {
@@ -235,6 +256,7 @@ impl Route {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FilterSpec {
     Limits(LimitsPolicy),
+    Authenticate(AuthPolicy),
     Cors(CorsPolicy),
     SecurityHeaders(SecurityHeadersPolicy),
 }
@@ -243,6 +265,7 @@ impl FilterSpec {
     pub fn kind(&self) -> &'static str {
         match self {
             FilterSpec::Limits(_) => "limits",
+            FilterSpec::Authenticate(_) => "authenticate",
             FilterSpec::Cors(_) => "cors",
             FilterSpec::SecurityHeaders(_) => "security_headers",
         }

@@ -31,6 +31,19 @@ pub struct TlsInfo {
     pub alpn: Option<Box<[u8]>>,
     /// Whether the listener sends `Strict-Transport-Security`.
     pub hsts: bool,
+    /// The client's certificate, verified in the handshake (mutual TLS).
+    pub client_cert: Option<Arc<ClientCertificate>>,
+}
+
+/// What a verified client certificate says about its holder.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClientCertificate {
+    /// The subject's common name.
+    pub common_name: Option<String>,
+    /// Subject alternative names: DNS names, e-mail addresses, URIs.
+    pub names: Vec<String>,
+    /// The serial number in hex (for logs).
+    pub serial: String,
 }
 
 /// The verified caller. Authentication filters fill it in; until one has

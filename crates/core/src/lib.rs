@@ -10,7 +10,9 @@ mod filter;
 mod problem;
 mod request_id;
 
-pub use context::{Context, Decision, Outcome, Principal, Scheme, TlsInfo, UpstreamInfo};
+pub use context::{
+    ClientCertificate, Context, Decision, Outcome, Principal, Scheme, TlsInfo, UpstreamInfo,
+};
 pub use filter::{Filter, Phase, Verdict};
 pub use problem::{PROBLEM_CONTENT_TYPE, Problem};
 pub use request_id::{RequestId, is_acceptable_request_id};

@@ -2,6 +2,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
@@ -60,7 +61,10 @@ fn find(list: Value, id: &str) -> Option<Value> {
     list.as_array()?.iter().find(|v| v["id"] == id).cloned()
 }
 
-async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(
+    req: Request<Incoming>,
+    jwks: Arc<str>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let headers: serde_json::Map<String, Value> = req
@@ -83,6 +87,11 @@ async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
     let not_found = || reply(StatusCode::NOT_FOUND, &json!({"error": "not found"}));
     Ok(match (&method, segments.as_slice()) {
         (&Method::GET, ["health"]) => reply(StatusCode::OK, &json!({"status": "ok"})),
+        // The demo issuer's keys, fetched by the gateway (not routed).
+        (&Method::GET, [".well-known", "jwks.json"]) => {
+            let v: Value = serde_json::from_str(&jwks).unwrap_or(Value::Null);
+            reply(StatusCode::OK, &v)
+        }
         (_, ["echo"]) => reply(
             StatusCode::OK,
             &json!({"method": method.as_str(), "path": path, "headers": headers, "body_bytes": body.len()}),
@@ -104,8 +113,10 @@ async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
 }
 
 impl SampleApi {
-    /// Starts the API on a loopback port chosen by the OS.
-    pub async fn start() -> std::io::Result<SampleApi> {
+    /// Starts the API on a loopback port chosen by the OS; it also serves
+    /// the demo issuer's JWKS.
+    pub async fn start(jwks: &str) -> std::io::Result<SampleApi> {
+        let jwks: Arc<str> = jwks.into();
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
         let address = listener.local_addr()?;
         tokio::spawn(async move {
@@ -113,9 +124,11 @@ impl SampleApi {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
+                let jwks = jwks.clone();
                 tokio::spawn(async move {
+                    let svc = service_fn(move |req| handle(req, jwks.clone()));
                     let _ = auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), service_fn(handle))
+                        .serve_connection(TokioIo::new(stream), svc)
                         .await;
                 });
             }

@@ -72,6 +72,15 @@ impl Gateway {
             Some(a) => Some(bind_named("admin", a.address)?),
             None => None,
         };
+        let admin_tls = match &generation.config.admin_tls {
+            Some(t) => Some(
+                crate::tls::TlsRuntime::new(t)
+                    .map_err(|e| StartError::Build(format!("admin listener TLS: {e}")))?
+                    .acceptor
+                    .clone(),
+            ),
+            None => None,
+        };
         let shared = Arc::new(Shared::new(registry, sink, generation));
         let mut running = Vec::new();
         for (name, configured, socket) in sockets {
@@ -94,7 +103,7 @@ impl Gateway {
                     source,
                 })?;
                 let (tx, rx) = watch::channel(false);
-                tokio::spawn(crate::admin::serve(socket, shared.clone(), rx));
+                tokio::spawn(crate::admin::serve(socket, shared.clone(), admin_tls, rx));
                 tracing::info!(listener = "admin", address = %local, "admin listener started");
                 Some((local, tx))
             }
@@ -120,6 +129,18 @@ impl Gateway {
 
     pub fn admin_address(&self) -> Option<SocketAddr> {
         self.admin.as_ref().map(|(a, _)| *a)
+    }
+
+    /// The running configuration's authentication settings and services
+    /// (credential store, key secret, lock-outs).
+    pub fn auth(
+        &self,
+    ) -> (
+        Arc<portcullis_config::runtime::Authentication>,
+        Arc<portcullis_authn::AuthServices>,
+    ) {
+        let g = self.shared.current.load();
+        (g.authentication.clone(), g.auth.clone())
     }
 
     /// The Prometheus text of the gateway's metrics.

@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 
 use http::header::{CONNECTION, HeaderMap, HeaderName, HeaderValue};
-use portcullis_config::runtime::Listener;
+use portcullis_config::runtime::{IdentityHeaders, Listener};
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1) plus the non-standard ones that
 /// behave like them. They describe one connection and never cross the proxy.
@@ -120,6 +120,23 @@ pub fn never_forwarded_back(name: &str) -> bool {
 /// which case `X-Forwarded-For` is walked from the right, skipping trusted
 /// hops, and the first untrusted address is the client. A malformed entry
 /// stops the walk at the last address known to be real.
+/// Removes identity headers a client sent (`X-Consumer-*` and the
+/// configured ones): only the gateway may say who is calling.
+pub fn strip_identity(h: &mut HeaderMap, identity: &IdentityHeaders) {
+    // Most requests carry none; look before collecting anything.
+    if !h.keys().any(|n| identity.is_identity_header(n)) {
+        return;
+    }
+    let names: Vec<HeaderName> = h
+        .keys()
+        .filter(|n| identity.is_identity_header(n))
+        .cloned()
+        .collect();
+    for n in names {
+        h.remove(n);
+    }
+}
+
 pub fn client_address(listener: &Listener, peer: IpAddr, h: &HeaderMap) -> IpAddr {
     if !listener.is_trusted_proxy(peer) {
         return peer;

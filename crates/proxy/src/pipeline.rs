@@ -12,7 +12,10 @@ use std::pin::Pin;
 use std::task::{Context as TaskCx, Poll};
 
 use bytes::Bytes;
-use portcullis_config::runtime::FilterSpec;
+use std::sync::Arc;
+
+use portcullis_authn::{AuthServices, Authenticate};
+use portcullis_config::runtime::{Authentication, FilterSpec};
 use portcullis_core::{Context, Filter, Outcome, Problem, Verdict};
 use portcullis_filters::{Cors, Limits, SecurityHeaders};
 use portcullis_telemetry::events::EventLog;
@@ -21,14 +24,29 @@ use portcullis_telemetry::events::EventLog;
 /// config can only name what exists.
 pub enum RouteFilter {
     Limits(Limits),
+    Authenticate(Box<Authenticate>),
     Cors(Box<Cors>),
     SecurityHeaders(SecurityHeaders),
 }
 
+/// What building a route's filters takes besides their policies.
+pub struct BuildCx<'a> {
+    pub events: &'a EventLog,
+    pub authentication: &'a Arc<Authentication>,
+    pub auth: &'a Arc<AuthServices>,
+}
+
 impl RouteFilter {
-    pub fn build(spec: &FilterSpec, events: &EventLog) -> Self {
+    pub fn build(spec: &FilterSpec, cx: &BuildCx<'_>) -> Self {
+        let events = cx.events;
         match spec {
             FilterSpec::Limits(p) => RouteFilter::Limits(Limits::new(p.clone(), events.clone())),
+            FilterSpec::Authenticate(p) => RouteFilter::Authenticate(Box::new(Authenticate::new(
+                p.clone(),
+                cx.authentication.clone(),
+                cx.auth.clone(),
+                events.clone(),
+            ))),
             FilterSpec::Cors(p) => {
                 RouteFilter::Cors(Box::new(Cors::new(p.clone(), events.clone())))
             }
@@ -43,6 +61,7 @@ macro_rules! each {
     ($self:ident, $f:ident => $e:expr) => {
         match $self {
             RouteFilter::Limits($f) => $e,
+            RouteFilter::Authenticate($f) => $e,
             RouteFilter::Cors($f) => $e,
             RouteFilter::SecurityHeaders($f) => $e,
         }

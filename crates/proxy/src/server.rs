@@ -191,6 +191,11 @@ async fn serve_connection(
                 protocol: protocol_name(session.protocol_version()),
                 alpn: session.alpn_protocol().map(Into::into),
                 hsts,
+                client_cert: session
+                    .peer_certificates()
+                    .and_then(|c| c.first())
+                    .and_then(crate::tls::client_certificate)
+                    .map(Arc::new),
             };
             (ClientIo::Tls(Box::new(stream)), Some(info))
         }

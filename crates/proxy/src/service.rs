@@ -436,6 +436,9 @@ async fn serve(
     ex.ctx.route_id = Some(route.route.id.clone());
     ex.ctx.path_params = params;
 
+    // Nobody but an authentication filter sets identity headers.
+    headers::strip_identity(&mut parts.headers, &generation.authentication.identity);
+
     // Phase 1: request headers.
     match route.pipeline.request_headers(&mut ex.ctx, parts).await {
         Verdict::Continue => {}

@@ -16,9 +16,11 @@ use portcullis_telemetry::mask::Masker;
 use portcullis_telemetry::metrics::{Counter, Gauge, Histogram, Registry, StatusCounters};
 use portcullis_telemetry::{LogSink, SinkTarget};
 
-use crate::pipeline::{Pipeline, RouteFilter};
+use crate::pipeline::{BuildCx, Pipeline, RouteFilter};
 use crate::tls::TlsRuntime;
 use crate::upstream::UpstreamRuntime;
+use portcullis_authn::AuthServices;
+use portcullis_config::runtime::Authentication;
 
 pub fn sink_target(t: &LogTarget) -> SinkTarget {
     match t {
@@ -133,6 +135,10 @@ pub struct Generation {
     pub upstreams: HashMap<Arc<str>, Arc<UpstreamRuntime>>,
     pub access_log: AccessLog,
     pub events: EventLog,
+    pub authentication: Arc<Authentication>,
+    /// The credential store's snapshot, secret and lock-outs; shared with
+    /// the next generation when its settings are the same.
+    pub auth: Arc<AuthServices>,
     /// Hardening for responses that match no route.
     pub default_pipeline: Pipeline,
     pub unrouted: StatusCounters,
@@ -173,6 +179,13 @@ impl Generation {
             };
             upstreams.insert(name.clone(), rt);
         }
+        let authentication = Arc::new(config.authentication.clone());
+        let auth = AuthServices::open(&authentication, previous.map(|p| &p.auth))?;
+        let build_cx = BuildCx {
+            events: &events,
+            authentication: &authentication,
+            auth: &auth,
+        };
         let mut routes = Vec::with_capacity(config.routes.len());
         for route in &config.routes {
             let upstream = upstreams
@@ -182,7 +195,7 @@ impl Generation {
             let filters = route
                 .filters
                 .iter()
-                .map(|s| RouteFilter::build(s, &events))
+                .map(|s| RouteFilter::build(s, &build_cx))
                 .collect();
             routes.push(RouteRuntime {
                 route: route.clone(),
@@ -228,6 +241,8 @@ impl Generation {
             upstreams,
             access_log,
             events,
+            authentication,
+            auth,
             default_pipeline,
         })
     }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
-use portcullis_config::runtime::{Certificate, Tls, TlsVersion};
+use portcullis_config::runtime::{Certificate, ClientAuth, Tls, TlsVersion};
 use rustls::crypto::{CryptoProvider, aws_lc_rs};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
@@ -124,10 +124,13 @@ impl TlsRuntime {
             TlsVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
             TlsVersion::Tls13 => &[&rustls::version::TLS13],
         };
-        let mut config = ServerConfig::builder_with_provider(provider())
-            .with_protocol_versions(versions)?
-            .with_no_client_auth()
-            .with_cert_resolver(resolver.clone());
+        let builder =
+            ServerConfig::builder_with_provider(provider()).with_protocol_versions(versions)?;
+        let builder = match &tls.client_auth {
+            None => builder.with_no_client_auth(),
+            Some(ca) => builder.with_client_cert_verifier(client_verifier(ca)?),
+        };
+        let mut config = builder.with_cert_resolver(resolver.clone());
         config.ignore_client_order = true;
         config.alpn_protocols = if tls.http2 {
             vec![b"h2".to_vec(), b"http/1.1".to_vec()]
@@ -182,6 +185,54 @@ impl TlsRuntime {
             .store(Arc::new(CertStore::build(&loaded)));
         Ok(())
     }
+}
+
+/// Verifies client certificates against the configured CAs and CRLs.
+fn client_verifier(
+    ca: &ClientAuth,
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, rustls::Error> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in &ca.ca_certs {
+        roots.add(c.clone())?;
+    }
+    let mut b =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+            .with_crls(ca.crls.iter().cloned());
+    if !ca.required {
+        b = b.allow_unauthenticated();
+    }
+    b.build()
+        .map_err(|e| rustls::Error::General(format!("client certificates: {e}")))
+}
+
+/// What a verified client certificate says, for authentication and logs.
+pub fn client_certificate(
+    der: &rustls_pki_types::CertificateDer<'_>,
+) -> Option<portcullis_core::ClientCertificate> {
+    use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+    let (_, cert) = X509Certificate::from_der(der.as_ref()).ok()?;
+    let common_name = cert
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .map(str::to_owned);
+    let mut names = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for n in &san.value.general_names {
+            match n {
+                GeneralName::DNSName(d) | GeneralName::RFC822Name(d) | GeneralName::URI(d) => {
+                    names.push((*d).to_owned());
+                }
+                _ => {}
+            }
+        }
+    }
+    Some(portcullis_core::ClientCertificate {
+        common_name,
+        names,
+        serial: cert.raw_serial_as_string().replace(':', ""),
+    })
 }
 
 /// The negotiated protocol name for logs.

@@ -43,6 +43,8 @@ pub struct ApiKeyRecord {
     pub created_at: i64,
     pub expires_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    /// Scopes the key grants.
+    pub scopes: Vec<String>,
 }
 
 /// A username and password for HTTP Basic.

@@ -15,6 +15,7 @@ pub struct KeyEntry {
     pub consumer: Arc<Consumer>,
     pub expires_at: Option<i64>,
     pub revoked: bool,
+    pub scopes: Vec<String>,
 }
 
 /// A Basic credential as the request path sees it.
@@ -53,6 +54,7 @@ impl Snapshot {
                         consumer,
                         expires_at: k.expires_at,
                         revoked: k.revoked_at.is_some(),
+                        scopes: k.scopes,
                     },
                 ))
             })
@@ -159,6 +161,7 @@ mod tests {
                 created_at: 0,
                 expires_at: None,
                 revoked_at: None,
+                scopes: vec![],
             })
             .unwrap();
         assert!(handle.refresh().unwrap());

@@ -14,7 +14,8 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use crate::{ApiKeyRecord, BasicCredential, Consumer, Dataset, Store, StoreError, now};
 
 /// Migrations, in order; entry `i` takes the schema to version `i + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE consumers (
     id          TEXT PRIMARY KEY,
     name        TEXT NOT NULL UNIQUE,
@@ -38,7 +39,11 @@ CREATE TABLE basic_credentials (
     password_hash TEXT NOT NULL,
     created_at    INTEGER NOT NULL
 );
-"#];
+"#,
+    // 2: scopes an API key grants (a JSON list), checked by routes that
+    // require scopes.
+    "ALTER TABLE api_keys ADD COLUMN scopes TEXT NOT NULL DEFAULT '[]';",
+];
 
 pub struct SqliteStore {
     conn: Mutex<Connection>,
@@ -163,6 +168,7 @@ fn consumer_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Consumer> {
 
 fn key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKeyRecord> {
     let hash: Vec<u8> = r.get(3)?;
+    let scopes: String = r.get(7)?;
     Ok(ApiKeyRecord {
         id: r.get(0)?,
         consumer_id: r.get(1)?,
@@ -171,11 +177,13 @@ fn key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKeyRecord> {
         created_at: r.get(4)?,
         expires_at: r.get(5)?,
         revoked_at: r.get(6)?,
+        scopes: serde_json::from_str(&scopes).unwrap_or_default(),
     })
 }
 
 const CONSUMER_COLUMNS: &str = "id, name, groups, metadata, created_at";
-const KEY_COLUMNS: &str = "id, consumer_id, label, hash, created_at, expires_at, revoked_at";
+const KEY_COLUMNS: &str =
+    "id, consumer_id, label, hash, created_at, expires_at, revoked_at, scopes";
 
 fn find_consumer(conn: &Connection, id_or_name: &str) -> Result<Consumer, StoreError> {
     conn.query_row(
@@ -325,7 +333,7 @@ impl Store for SqliteStore {
             find_consumer(tx, &key.consumer_id)?;
             tx.execute(
                 &format!(
-                    "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                    "INSERT INTO api_keys ({KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
                 ),
                 params![
                     key.id,
@@ -334,7 +342,8 @@ impl Store for SqliteStore {
                     key.hash.as_slice(),
                     key.created_at,
                     key.expires_at,
-                    key.revoked_at
+                    key.revoked_at,
+                    serde_json::to_string(&key.scopes).unwrap_or_default()
                 ],
             )
             .map_err(backend)?;
@@ -468,6 +477,7 @@ mod tests {
             created_at: 1,
             expires_at: None,
             revoked_at: None,
+            scopes: vec!["orders:read".into()],
         }
     }
 
@@ -527,6 +537,29 @@ mod tests {
             s.set_basic(&cred(&b)),
             Err(StoreError::DuplicateUsername(_))
         ));
+    }
+
+    #[test]
+    fn a_version_1_file_is_migrated_with_its_keys_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.db");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(MIGRATIONS[0]).unwrap();
+            c.execute_batch(
+                "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+                 INSERT INTO meta VALUES ('schema_version', 1);
+                 INSERT INTO consumers (id, name, created_at) VALUES ('c_1', 'old', 0);
+                 INSERT INTO api_keys (id, consumer_id, hash, created_at)
+                     VALUES ('k1', 'c_1', x'00', 0);",
+            )
+            .unwrap();
+        }
+        let s = SqliteStore::open(&path).unwrap();
+        let k = s.key("k1").unwrap();
+        assert_eq!((k.consumer_id.as_str(), k.scopes.len()), ("c_1", 0));
+        s.insert_key(&key("k2", "c_1", 2)).unwrap();
+        assert_eq!(s.key("k2").unwrap().scopes, ["orders:read"]);
     }
 
     #[test]

@@ -22,6 +22,12 @@ pub enum EventKind {
     LimitExceeded,
     /// A cross-origin request or preflight from an origin not allowed.
     CorsRejected,
+    /// A credential was missing, malformed, unknown, expired or revoked,
+    /// or lacked a required scope.
+    AuthFailed,
+    /// A client address or credential was locked out after repeated
+    /// failures.
+    AuthLockedOut,
 }
 
 impl EventKind {
@@ -29,6 +35,8 @@ impl EventKind {
         EventKind::RequestRejected,
         EventKind::LimitExceeded,
         EventKind::CorsRejected,
+        EventKind::AuthFailed,
+        EventKind::AuthLockedOut,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -36,6 +44,8 @@ impl EventKind {
             EventKind::RequestRejected => "request_rejected",
             EventKind::LimitExceeded => "limit_exceeded",
             EventKind::CorsRejected => "cors_rejected",
+            EventKind::AuthFailed => "auth_failed",
+            EventKind::AuthLockedOut => "auth_locked_out",
         }
     }
 }

@@ -14,11 +14,13 @@
 )]
 
 mod gateway;
+pub mod idp;
 pub mod raw;
 mod tls;
 mod upstream;
 
 pub use gateway::{GatewayProcess, wait_until};
+pub use idp::Idp;
 pub use tls::TestCa;
 pub use upstream::FakeUpstream;
 

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-pub use portcullis_testkit::{FakeUpstream, GatewayProcess, TestCa, client, raw, wait_until};
+pub use portcullis_testkit::{FakeUpstream, GatewayProcess, Idp, TestCa, client, raw, wait_until};
 
 pub fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_portcullis"))

@@ -22,7 +22,7 @@ const REFERRER_POLICIES: &[&str] = &[
 
 /// Headers that frame the message or belong to one hop; a filter must not
 /// set them.
-const FRAMING_HEADERS: &[&str] = &[
+pub(super) const FRAMING_HEADERS: &[&str] = &[
     "connection",
     "content-length",
     "keep-alive",

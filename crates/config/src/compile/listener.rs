@@ -90,6 +90,8 @@ pub(super) fn compile_all(
             .collect();
         let limits = compile_limits(&f.limits, &format!("{at}/limits"), cx);
         let table = route_table(&f.name, routes, cx);
+        let asks_certificates = tls.as_ref().is_some_and(|t| t.client_auth.is_some());
+        check_certificate_routes(&f.name, asks_certificates, routes, cx);
         if let (Some(address), Some(routes)) = (address, table) {
             out.push(Arc::new(Listener {
                 name: f.name.as_str().into(),
@@ -163,7 +165,7 @@ fn compile_limits(f: &ListenerLimitsFile, at: &str, cx: &mut Cx<'_>) -> Listener
     }
 }
 
-fn compile_tls(f: &TlsFile, at: &str, cx: &mut Cx<'_>) -> Option<Tls> {
+pub(super) fn compile_tls(f: &TlsFile, at: &str, cx: &mut Cx<'_>) -> Option<Tls> {
     if f.certificates.is_empty() {
         cx.d.error(
             &format!("{at}/certificates"),
@@ -217,16 +219,81 @@ fn compile_tls(f: &TlsFile, at: &str, cx: &mut Cx<'_>) -> Option<Tls> {
             key,
         });
     }
+    let client_auth = match &f.client_auth {
+        None => None,
+        Some(ca) => {
+            let cat = format!("{at}/client_auth");
+            let ca_certs = match super::tls::load_ca_bundle(&cx.resolve(&ca.ca_file)) {
+                Ok(c) => c,
+                Err(e) => {
+                    cx.d.error(&format!("{cat}/ca_file"), e);
+                    return None;
+                }
+            };
+            let mut crls = Vec::new();
+            for (j, p) in ca.crl_files.iter().enumerate() {
+                match super::tls::load_crls(&cx.resolve(p)) {
+                    Ok(mut c) => crls.append(&mut c),
+                    Err(e) => {
+                        cx.d.error(&format!("{cat}/crl_files/{j}"), e);
+                        return None;
+                    }
+                }
+            }
+            Some(crate::runtime::ClientAuth {
+                ca_certs,
+                crls,
+                required: ca.required,
+            })
+        }
+    };
     (certificates.len() == f.certificates.len()).then(|| Tls {
         certificates,
         min_version: f.min_version,
         http2: f.http2,
         hsts: f.hsts,
+        client_auth,
     })
 }
 
 /// Builds one listener's table from the routes that apply to it; reports
 /// routes that tie.
+/// A route that can only be entered with a client certificate must not be
+/// served by a listener that asks for none: no request could pass.
+fn check_certificate_routes(
+    listener: &str,
+    asks_certificates: bool,
+    routes: &[CompiledRoute],
+    cx: &mut Cx<'_>,
+) {
+    if asks_certificates {
+        return;
+    }
+    for r in routes
+        .iter()
+        .filter(|r| r.listeners.is_empty() || r.listeners.iter().any(|l| &**l == listener))
+    {
+        let needs_cert = r.route.filters.iter().any(|f| match f {
+            crate::runtime::FilterSpec::Authenticate(p) => {
+                p.methods.contains(&crate::runtime::AuthMethod::Mtls)
+                    && (p.require_all || p.methods.len() == 1)
+                    && !p.anonymous
+            }
+            _ => false,
+        });
+        if needs_cert {
+            cx.d.error_hint(
+                &format!("/routes/{}", r.index),
+                format!(
+                    "the route \"{}\" needs a client certificate, but listener \"{listener}\" asks for none",
+                    r.route.id
+                ),
+                "add tls.client_auth to the listener, or limit the route to listeners that have it",
+            );
+        }
+    }
+}
+
 fn route_table(
     listener: &str,
     routes: &[CompiledRoute],

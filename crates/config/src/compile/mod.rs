@@ -2,7 +2,9 @@
 //! semantic error (unknown references, bad addresses, unreadable
 //! certificates, overlapping routes, ...) with its location.
 
+pub mod auth;
 mod filters;
+mod jwt;
 mod listener;
 mod route;
 pub mod tls;
@@ -17,7 +19,7 @@ use portcullis_router::NormalizeOptions;
 
 use crate::diag::{ConfigError, Diagnostic, Diagnostics};
 use crate::file::{ConfigFile, LogTarget};
-use crate::runtime::{Admin, Config, Logging, Runtime};
+use crate::runtime::{Admin, Config, FilterSpec, Logging, Runtime};
 use crate::{validate, yaml};
 
 /// The file format version this build reads.
@@ -176,7 +178,14 @@ fn compile(file: ConfigFile, cx: &mut Cx<'_>) -> Config {
                 );
                 None
             }
-            Ok(address) => Some(Admin { address }),
+            Ok(address) => Some(Admin {
+                address,
+                token_sha256: file
+                    .admin
+                    .token_hash
+                    .as_deref()
+                    .and_then(|h| token_hash(h, cx)),
+            }),
             Err(_) => {
                 cx.d.error_hint(
                     "/admin/address",
@@ -190,11 +199,37 @@ fn compile(file: ConfigFile, cx: &mut Cx<'_>) -> Config {
         None
     };
 
+    let admin_tls = match (&admin, &file.admin.tls) {
+        // HTTP/1.1 only: the admin listener does not speak h2.
+        (Some(_), Some(t)) => listener::compile_tls(t, "/admin/tls", cx).map(|mut t| {
+            t.http2 = false;
+            t
+        }),
+        _ => None,
+    };
     let logging = compile_logging(&file.logging, cx);
     let upstreams = upstream::compile_all(&file.upstreams, cx);
+    let issuers = jwt::issuers(&file.authentication.jwt, cx);
+    let introspection = jwt::introspection(&file.authentication.introspection, cx);
+    let jwt_names: Vec<&str> = file
+        .authentication
+        .jwt
+        .iter()
+        .map(|i| i.name.as_str())
+        .collect();
+    let introspection_names: Vec<&str> = file
+        .authentication
+        .introspection
+        .iter()
+        .map(|i| i.name.as_str())
+        .collect();
     let (routes, default_security_headers) = route::compile_all(
         &file.routes,
         &file.defaults,
+        auth::Verifiers {
+            jwt: &jwt_names,
+            introspection: &introspection_names,
+        },
         &file.listeners,
         &file
             .upstreams
@@ -202,6 +237,19 @@ fn compile(file: ConfigFile, cx: &mut Cx<'_>) -> Config {
             .map(|u| u.name.as_str())
             .collect::<Vec<_>>(),
         &upstreams,
+        cx,
+    );
+    let store_needed = routes.iter().any(|r| {
+        r.route.filters.iter().any(|f| match f {
+            FilterSpec::Authenticate(p) => p.methods.iter().any(|m| m.uses_store()),
+            _ => false,
+        })
+    });
+    let authentication = auth::authentication(
+        &file.authentication,
+        store_needed,
+        issuers,
+        introspection,
         cx,
     );
     let listeners = listener::compile_all(&file.listeners, &routes, cx);
@@ -219,7 +267,9 @@ fn compile(file: ConfigFile, cx: &mut Cx<'_>) -> Config {
         source: None,
         runtime,
         admin,
+        admin_tls,
         logging,
+        authentication,
         listeners,
         upstreams,
         routes: routes.into_iter().map(|r| r.route).collect(),
@@ -228,6 +278,29 @@ fn compile(file: ConfigFile, cx: &mut Cx<'_>) -> Config {
         },
         default_security_headers,
     }
+}
+
+/// "sha256:<64 hex digits>".
+fn token_hash(text: &str, cx: &mut Cx<'_>) -> Option<[u8; 32]> {
+    let parsed = text.strip_prefix("sha256:").and_then(|hex| {
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        for (slot, pair) in out.iter_mut().zip(hex.as_bytes().chunks(2)) {
+            let s = std::str::from_utf8(pair).ok()?;
+            *slot = u8::from_str_radix(s, 16).ok()?;
+        }
+        Some(out)
+    });
+    if parsed.is_none() {
+        cx.d.error_hint(
+            "/admin/token_hash",
+            "the token hash is not \"sha256:<64 hex digits>\"",
+            "generate a token and its hash with `portcullis admin-token`",
+        );
+    }
+    parsed
 }
 
 fn compile_logging(file: &crate::file::LoggingFile, cx: &mut Cx<'_>) -> Logging {

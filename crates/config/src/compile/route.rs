@@ -6,7 +6,7 @@ use std::sync::Arc;
 use http::Method;
 use portcullis_router::{HostPattern, MethodSet, PathPattern, RouteMatch};
 
-use super::{Cx, check_name, filters};
+use super::{Cx, auth, check_name, filters};
 use crate::diag::{did_you_mean, quoted_list};
 use crate::file::{DefaultsFile, FilterFile, ListenerFile, MatchFile, RouteFile};
 use crate::runtime::{FilterSpec, Route, SecurityHeadersPolicy, Upstream};
@@ -24,6 +24,7 @@ pub(crate) struct CompiledRoute {
 pub(super) fn compile_all(
     files: &[RouteFile],
     defaults: &DefaultsFile,
+    issuers: auth::Verifiers<'_>,
     listeners: &[ListenerFile],
     upstream_names: &[&str],
     upstreams: &BTreeMap<Arc<str>, Arc<Upstream>>,
@@ -34,6 +35,10 @@ pub(super) fn compile_all(
     let default_limits = filters::limits(&defaults.limits);
     let default_headers =
         filters::security_headers(&defaults.security_headers, "/defaults/security_headers", cx);
+    let default_auth = defaults
+        .authenticate
+        .as_ref()
+        .and_then(|a| auth::policy(a, issuers, "/defaults/authenticate", cx));
     let mut out = Vec::new();
     for (i, f) in files.iter().enumerate() {
         let at = format!("/routes/{i}");
@@ -69,7 +74,7 @@ pub(super) fn compile_all(
             ok = false;
         }
         let matcher = compile_match(&f.matcher, &format!("{at}/match"), cx);
-        let filter_list = compile_filters(&f.filters, &at, cx);
+        let filter_list = compile_filters(&f.filters, issuers, &at, cx);
         let (Some(matcher), Some(mut filter_list)) = (matcher, filter_list) else {
             continue;
         };
@@ -88,6 +93,9 @@ pub(super) fn compile_all(
         {
             filter_list.push(FilterSpec::SecurityHeaders(h.clone()));
         }
+        if !place_authentication(&mut filter_list, default_auth.as_ref(), &at, cx) {
+            ok = false;
+        }
         if ok {
             out.push(CompiledRoute {
                 index: i,
@@ -102,6 +110,42 @@ pub(super) fn compile_all(
         }
     }
     (out, default_headers)
+}
+
+/// Makes sure the route has an authentication policy, its own or the
+/// default, and that it runs after CORS: preflights carry no credentials
+/// and must be answered before authentication asks for one.
+fn place_authentication(
+    list: &mut Vec<FilterSpec>,
+    default: Option<&crate::runtime::AuthPolicy>,
+    at: &str,
+    cx: &mut Cx<'_>,
+) -> bool {
+    let kind = |k: &str| list.iter().position(|s| s.kind() == k);
+    match (kind("authenticate"), kind("cors")) {
+        (Some(a), Some(c)) if a < c => {
+            cx.d.error_hint(
+                &format!("{at}/filters"),
+                "the authenticate filter runs before cors",
+                "list cors first: CORS preflights carry no credentials",
+            );
+            false
+        }
+        (Some(_), _) => true,
+        (None, cors) => {
+            let Some(policy) = default else {
+                cx.d.error_hint(
+                    at,
+                    "the route has no authentication policy",
+                    "add a filter {kind: authenticate, methods: [api_key]}, or {kind: authenticate, anonymous: true} for a public route, or set defaults.authenticate",
+                );
+                return false;
+            };
+            let after = cors.or_else(|| kind("limits")).map_or(0, |i| i + 1);
+            list.insert(after, FilterSpec::Authenticate(policy.clone()));
+            true
+        }
+    }
 }
 
 fn suggestion(word: &str, names: &[&str], what: &str) -> String {
@@ -196,7 +240,12 @@ fn compile_match(f: &MatchFile, at: &str, cx: &mut Cx<'_>) -> Option<RouteMatch>
     })
 }
 
-fn compile_filters(files: &[FilterFile], at: &str, cx: &mut Cx<'_>) -> Option<Vec<FilterSpec>> {
+fn compile_filters(
+    files: &[FilterFile],
+    issuers: auth::Verifiers<'_>,
+    at: &str,
+    cx: &mut Cx<'_>,
+) -> Option<Vec<FilterSpec>> {
     let mut out: Vec<FilterSpec> = Vec::new();
     let mut ok = true;
     for (j, f) in files.iter().enumerate() {
@@ -207,6 +256,9 @@ fn compile_filters(files: &[FilterFile], at: &str, cx: &mut Cx<'_>) -> Option<Ve
                 filters::security_headers(h, &fat, cx).map(FilterSpec::SecurityHeaders)
             }
             FilterFile::Limits(l) => Some(FilterSpec::Limits(filters::limits(l))),
+            FilterFile::Authenticate(a) => {
+                auth::policy(a, issuers, &fat, cx).map(FilterSpec::Authenticate)
+            }
         };
         let Some(spec) = spec else {
             ok = false;

@@ -1,7 +1,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::runtime::{FilterSpec, LogTarget};
+use crate::runtime::{
+    AuthMethod, FilterSpec, JwtKeySource, LogTarget, SecretSource, StoreLocation,
+};
 use crate::{ConfigError, load_str};
 
 fn compile(src: &str) -> Result<crate::Config, ConfigError> {
@@ -27,6 +29,8 @@ listeners:
 upstreams:
   - name: api
     targets: ["127.0.0.1:3000"]
+defaults:
+  authenticate: { anonymous: true }
 routes:
   - id: users
     match: { path: "/users/{id}", methods: [GET] }
@@ -34,6 +38,9 @@ routes:
     filters:
       - kind: cors
         allow_origins: ["https://app.example.com"]
+      - kind: authenticate
+        methods: [api_key]
+        scopes: ["users:read"]
   - id: all
     match: { path_prefix: / }
     upstream: api
@@ -46,7 +53,29 @@ fn a_good_config_compiles_with_defaults() {
     assert_eq!(c.routes.len(), 2);
     let users = &c.routes[0];
     let kinds: Vec<&str> = users.filters.iter().map(FilterSpec::kind).collect();
-    assert_eq!(kinds, ["limits", "cors", "security_headers"]);
+    assert_eq!(
+        kinds,
+        ["limits", "cors", "authenticate", "security_headers"]
+    );
+    let all: Vec<&str> = c.routes[1].filters.iter().map(FilterSpec::kind).collect();
+    assert_eq!(all, ["limits", "authenticate", "security_headers"]);
+    // A route takes API keys, so the store opens at its default place,
+    // with its secret beside it.
+    let auth = &c.authentication;
+    assert_eq!(
+        auth.store,
+        StoreLocation::Sqlite(Path::new("./portcullis.db").into())
+    );
+    assert!(auth.store_in_use);
+    assert_eq!(
+        auth.key_secret,
+        SecretSource::File(Path::new("./portcullis.db.key").into())
+    );
+    assert_eq!(
+        (auth.key_prefix.as_str(), auth.key_header.as_str()),
+        ("pcl", "x-api-key")
+    );
+    assert!(auth.lockout.is_some(), "lock-out is on by default");
     assert_eq!(users.max_body(), 1024 * 1024);
     assert_eq!(
         c.admin.as_ref().unwrap().address.to_string(),
@@ -180,7 +209,7 @@ routes:
 
 #[test]
 fn overlapping_routes_are_refused() {
-    let src = "version: 1\nlisteners: [{name: m, address: \"127.0.0.1:0\"}]\nupstreams: [{name: api, targets: [\"127.0.0.1:1\"]}]\nroutes:\n  - id: a\n    match: {path: /x}\n    upstream: api\n  - id: b\n    match: {path: /x}\n    upstream: api\n";
+    let src = "version: 1\nlisteners: [{name: m, address: \"127.0.0.1:0\"}]\nupstreams: [{name: api, targets: [\"127.0.0.1:1\"]}]\nroutes:\n  - id: a\n    match: {path: /x}\n    upstream: api\n  - id: b\n    match: {path: /x}\n    upstream: api\ndefaults: {authenticate: {anonymous: true}}\n";
     let errs = errors(src);
     assert!(
         errs.iter()
@@ -220,7 +249,7 @@ fn version_and_shape() {
 
 #[test]
 fn security_headers_policy() {
-    let src = "version: 1\nlisteners: [{name: m, address: \"127.0.0.1:0\"}]\nupstreams: [{name: api, targets: [\"127.0.0.1:1\"]}]\ndefaults:\n  security_headers:\n    frame_options: same_origin\n    referrer_policy: strict-origin\n    set: {permissions-policy: \"camera=()\"}\nroutes:\n  - id: a\n    match: {path: /x}\n    upstream: api\n";
+    let src = "version: 1\nlisteners: [{name: m, address: \"127.0.0.1:0\"}]\nupstreams: [{name: api, targets: [\"127.0.0.1:1\"]}]\ndefaults:\n  security_headers:\n    frame_options: same_origin\n    referrer_policy: strict-origin\n    set: {permissions-policy: \"camera=()\"}\n  authenticate: {anonymous: true}\nroutes:\n  - id: a\n    match: {path: /x}\n    upstream: api\n";
     let c = compile(src).unwrap();
     let FilterSpec::SecurityHeaders(h) = c.routes[0].filters.last().unwrap() else {
         panic!("security headers are last")
@@ -296,4 +325,111 @@ mod tls {
             "{err}"
         );
     }
+}
+
+const AUTH_BASE: &str = "version: 1\nlisteners: [{name: m, address: \"127.0.0.1:0\"}]\nupstreams: [{name: api, targets: [\"127.0.0.1:1\"]}]\n";
+
+#[test]
+fn every_route_needs_an_authentication_policy() {
+    let errs = errors(&format!(
+        "{AUTH_BASE}routes:\n  - id: open\n    match: {{path: /x}}\n    upstream: api\n"
+    ));
+    assert!(
+        errs.iter()
+            .any(|(l, _, m)| *l == 5 && m.contains("no authentication policy")),
+        "{errs:?}"
+    );
+    // An explicit public route is fine, and needs no store.
+    let c = compile(&format!(
+        "{AUTH_BASE}routes:\n  - id: open\n    match: {{path: /x}}\n    upstream: api\n    filters: [{{kind: authenticate, anonymous: true}}]\n"
+    ))
+    .unwrap();
+    assert!(!c.authentication.store_in_use);
+}
+
+#[test]
+fn authentication_policies_are_checked() {
+    let src = format!(
+        "{AUTH_BASE}authentication:\n  api_keys: {{prefix: \"P_\", header: authorization}}\n  lockout: {{max_failures: 0}}\nroutes:\n  - id: a\n    match: {{path: /a}}\n    upstream: api\n    filters:\n      - {{kind: authenticate, methods: [api_kye]}}\n  - id: b\n    match: {{path: /b}}\n    upstream: api\n    filters:\n      - {{kind: authenticate}}\n  - id: c\n    match: {{path: /c}}\n    upstream: api\n    filters:\n      - {{kind: authenticate, anonymous: true, scopes: [x]}}\n  - id: d\n    match: {{path: /d}}\n    upstream: api\n    filters:\n      - {{kind: authenticate, methods: [api_key]}}\n      - {{kind: cors, allow_origins: [\"https://a.example\"]}}\n"
+    );
+    let errs = errors(&src);
+    let has = |line: usize, text: &str| errs.iter().any(|(l, _, m)| *l == line && m.contains(text));
+    assert!(has(5, "is not a key prefix"), "{errs:?}");
+    assert!(has(5, "cannot be Authorization"), "{errs:?}");
+    assert!(has(6, "max_failures must be at least 1"), "{errs:?}");
+    assert!(
+        has(12, "unknown authentication method \"api_kye\""),
+        "{errs:?}"
+    );
+    assert!(has(17, "no method is accepted"), "{errs:?}");
+    assert!(has(22, "anonymous requests hold no scopes"), "{errs:?}");
+    assert!(has(27, "runs before cors"), "{errs:?}");
+    let hint = compile(&src).unwrap_err().to_string();
+    assert!(hint.contains("did you mean \"api_key\""), "{hint}");
+}
+
+#[test]
+fn an_in_memory_store_gets_a_secret_of_its_own() {
+    let c = compile(&format!(
+        "{AUTH_BASE}authentication: {{store: {{sqlite: \":memory:\"}}}}\ndefaults: {{authenticate: {{methods: [api_key]}}}}\nroutes:\n  - id: a\n    match: {{path: /a}}\n    upstream: api\n"
+    ))
+    .unwrap();
+    assert_eq!(c.authentication.store, StoreLocation::Memory);
+    assert!(c.authentication.store_in_use);
+    assert_eq!(c.authentication.key_secret, SecretSource::Ephemeral);
+}
+
+#[test]
+fn jwt_issuers_are_checked() {
+    let src = format!(
+        "{AUTH_BASE}authentication:\n  jwt:\n    - name: a\n      issuer: https://id.example.com\n      audiences: []\n      algorithms: [none, HS256, RS257]\n      keys: {{jwks_url: \"http://id.example.com/jwks\"}}\n    - name: b\n      issuer: https://id.example.com\n      audiences: [api]\n      algorithms: [RS256]\n      keys: {{secret: {{env: JWT_SECRET}}}}\n      clock_skew: 1h\n    - name: c\n      issuer: https://c.example.com\n      audiences: [api]\n      keys: {{}}\nroutes:\n  - id: a\n    match: {{path: /a}}\n    upstream: api\n    filters: [{{kind: authenticate, methods: [\"jwt:z\"]}}]\n"
+    );
+    let errs = errors(&src);
+    let has = |text: &str| errs.iter().any(|(_, _, m)| m.contains(text));
+    assert!(has("a token's audience must be checked"), "{errs:?}");
+    assert!(has("\"none\") are never accepted"), "{errs:?}");
+    assert!(has("unknown algorithm \"RS257\""), "{errs:?}");
+    assert!(has("HS algorithms need keys.secret"), "{errs:?}");
+    assert!(has("keys must be fetched over https"), "{errs:?}");
+    assert!(
+        has("a shared secret verifies HS algorithms only"),
+        "{errs:?}"
+    );
+    assert!(has("the clock skew is at most 5m"), "{errs:?}");
+    assert!(has("exactly one key source"), "{errs:?}");
+    assert!(has("unknown authentication method \"jwt:z\""), "{errs:?}");
+
+    let ok = compile(&format!(
+        "{AUTH_BASE}authentication:\n  jwt:\n    - name: corp\n      issuer: https://id.example.com\n      audiences: [api]\n      keys: {{oidc_discovery: \"https://id.example.com/\"}}\ndefaults: {{authenticate: {{methods: [api_key, \"jwt:corp\"], require: all}}}}\nroutes:\n  - id: a\n    match: {{path: /a}}\n    upstream: api\n"
+    ))
+    .unwrap();
+    let FilterSpec::Authenticate(p) = &ok.routes[0].filters[1] else {
+        panic!("authenticate comes after limits")
+    };
+    assert_eq!(p.methods, [AuthMethod::ApiKey, AuthMethod::Jwt(0)]);
+    assert!(p.require_all);
+    let corp = &ok.authentication.jwt[0];
+    assert_eq!(
+        corp.keys,
+        JwtKeySource::OidcDiscovery("https://id.example.com".into())
+    );
+    assert_eq!(corp.algorithms, ["RS256", "PS256", "ES256", "EdDSA"]);
+    assert_eq!(corp.clock_skew, std::time::Duration::from_secs(30));
+}
+
+#[test]
+fn certificate_only_routes_need_a_listener_that_asks_for_certificates() {
+    let errs = errors(&format!(
+        "{AUTH_BASE}routes:\n  - id: partners\n    match: {{path: /p}}\n    upstream: api\n    filters: [{{kind: authenticate, methods: [mtls]}}]\n"
+    ));
+    assert!(
+        errs.iter().any(|(l, _, m)| *l == 5
+            && m.contains("needs a client certificate, but listener \"m\" asks for none")),
+        "{errs:?}"
+    );
+    // Mixed with another method it can still be entered.
+    compile(&format!(
+        "{AUTH_BASE}routes:\n  - id: partners\n    match: {{path: /p}}\n    upstream: api\n    filters: [{{kind: authenticate, methods: [mtls, api_key]}}]\n"
+    ))
+    .unwrap();
 }

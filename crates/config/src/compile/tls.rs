@@ -70,6 +70,20 @@ pub fn load_ca_bundle(path: &Path) -> Result<Vec<CertificateDer<'static>>, Strin
     Ok(certs)
 }
 
+/// Certificate revocation lists from a PEM file.
+pub fn load_crls(
+    path: &Path,
+) -> Result<Vec<rustls_pki_types::CertificateRevocationListDer<'static>>, String> {
+    let crls: Vec<_> = rustls_pki_types::CertificateRevocationListDer::pem_file_iter(path)
+        .map_err(|e| format!("cannot read the CRL file \"{}\": {e}", path.display()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("the CRL file \"{}\" is not valid PEM: {e}", path.display()))?;
+    if crls.is_empty() {
+        return Err(format!("the CRL file \"{}\" holds no CRL", path.display()));
+    }
+    Ok(crls)
+}
+
 fn dns_names(leaf: &CertificateDer<'_>) -> Result<Vec<String>, String> {
     let (_, cert) = X509Certificate::from_der(leaf.as_ref()).map_err(|e| e.to_string())?;
     let mut names = Vec::new();

@@ -64,6 +64,25 @@ pub struct TlsFile {
     /// Default: true.
     #[serde(default = "yes")]
     pub hsts: bool,
+    /// Ask clients for certificates (mutual TLS); routes accept them with
+    /// the `mtls` authentication method.
+    #[serde(default)]
+    pub client_auth: Option<ClientAuthFile>,
+}
+
+/// Client certificates: who may present one, and whether one is required.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClientAuthFile {
+    /// PEM file with the CA certificates client certificates must chain to.
+    pub ca_file: PathBuf,
+    /// PEM files with certificate revocation lists of those CAs.
+    #[serde(default)]
+    pub crl_files: Vec<PathBuf>,
+    /// Refuse the handshake without a valid client certificate. Default:
+    /// true; with false, clients without one may connect and routes decide.
+    #[serde(default = "yes")]
+    pub required: bool,
 }
 
 /// A certificate chain and its private key, in PEM files. Both are reloaded
@@ -107,7 +126,9 @@ pub struct ListenerLimitsFile {
     /// Default: 10s.
     #[serde(default = "default_header_timeout")]
     pub header_timeout: DurationStr,
-    /// Longest pause while receiving a request body; slower clients get 408.
+    /// Longest pause while receiving a request body (slower clients get
+    /// 408), and longest wait for a client to take a piece of the response
+    /// over HTTP/1.1 (a client that stops reading is disconnected).
     /// Default: 30s.
     #[serde(default = "default_body_timeout")]
     pub body_timeout: DurationStr,

@@ -5,6 +5,7 @@
 //! Nothing here is trusted: `compile` checks every value and builds the
 //! runtime config.
 
+mod auth;
 mod listener;
 mod route;
 mod units;
@@ -15,8 +16,13 @@ use std::path::PathBuf;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+pub use auth::{
+    ApiKeysFile, AuthenticateFile, AuthenticationFile, IdentityHeadersFile, IntrospectionFile,
+    JwtClaimsFile, JwtIssuerFile, JwtKeysFile, LockoutFile, RequireFile, SecretFile, StoreFile,
+};
 pub use listener::{
-    CertificateFile, ListenerFile, ListenerLimitsFile, RedirectFile, TlsFile, TlsVersion,
+    CertificateFile, ClientAuthFile, ListenerFile, ListenerLimitsFile, RedirectFile, TlsFile,
+    TlsVersion,
 };
 pub use route::{
     CorsFile, FilterFile, FrameOptions, HstsFile, MatchFile, RouteFile, RouteLimitsFile,
@@ -47,6 +53,10 @@ pub struct ConfigFile {
     pub logging: LoggingFile,
     /// Where clients connect.
     pub listeners: Vec<ListenerFile>,
+    /// Consumers, credentials and identity: settings shared by every
+    /// route's `authenticate` policy.
+    #[serde(default)]
+    pub authentication: AuthenticationFile,
     /// Where requests are sent.
     #[serde(default)]
     pub upstreams: Vec<UpstreamFile>,
@@ -85,6 +95,15 @@ pub struct AdminFile {
     /// Allow the admin listener on a non-loopback address. Default: false.
     #[serde(default)]
     pub allow_remote: bool,
+    /// The hash of the bearer token for the management API (`/v1/...`):
+    /// "sha256:<64 hex digits>", as printed by `portcullis admin-token`.
+    /// Without it the management API is off.
+    #[serde(default)]
+    pub token_hash: Option<String>,
+    /// Serve the admin listener over TLS. With `client_auth`, a verified
+    /// client certificate also authorizes the management API.
+    #[serde(default)]
+    pub tls: Option<TlsFile>,
 }
 
 impl Default for AdminFile {
@@ -93,6 +112,8 @@ impl Default for AdminFile {
             enabled: true,
             address: default_admin_address(),
             allow_remote: false,
+            token_hash: None,
+            tls: None,
         }
     }
 }
@@ -154,6 +175,10 @@ pub struct DefaultsFile {
     /// Refuse paths percent-encoded twice (`%252e`). Default: true.
     #[serde(default = "yes")]
     pub reject_double_encoding: bool,
+    /// Who may call routes that have no `authenticate` filter of their own.
+    /// Without it, every route must have one.
+    #[serde(default)]
+    pub authenticate: Option<AuthenticateFile>,
 }
 
 // Written out rather than derived: a derived `Default` would ignore the
@@ -164,6 +189,7 @@ impl Default for DefaultsFile {
             security_headers: SecurityHeadersFile::default(),
             limits: RouteLimitsFile::default(),
             reject_double_encoding: true,
+            authenticate: None,
         }
     }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::{ByteSize, DurationStr, yes};
+use super::{AuthenticateFile, ByteSize, DurationStr, yes};
 
 /// Which requests go where, under which policy.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -52,6 +52,9 @@ pub struct MatchFile {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum FilterFile {
+    /// Who may call: the accepted credentials, required scopes, or
+    /// anonymous access.
+    Authenticate(AuthenticateFile),
     /// Cross-origin resource sharing as an allow-list.
     Cors(CorsFile),
     /// Response security headers (replaces the defaults for this route).

@@ -71,16 +71,20 @@ pub struct Connection {
     /// The client sent `Expect: 100-continue` and has not been answered.
     expect_continue: bool,
     continue_sent: usize,
+    /// How long one write of the response may wait for the client to take
+    /// it: a client that stops reading does not hold the connection.
+    send_timeout: Duration,
 }
 
 impl Connection {
-    fn new(io: ClientIo) -> Self {
+    fn new(io: ClientIo, send_timeout: Duration) -> Self {
         Connection {
             io,
             rbuf: BytesMut::new(),
             body: BodyState::Done,
             expect_continue: false,
             continue_sent: 0,
+            send_timeout,
         }
     }
 
@@ -116,8 +120,27 @@ impl Connection {
         let _ = tokio::time::timeout(Duration::from_secs(1), self.io.shutdown()).await;
     }
 
+    /// Writes `bytes`. Usually the socket takes them at once and no timer
+    /// is involved; when it does not, the rest must go within the send
+    /// timeout (each write batch gets its own, so a slow client that keeps
+    /// reading is served).
     async fn write_all(&mut self, bytes: &[u8]) -> bool {
-        self.io.write_all(bytes).await.is_ok()
+        let timeout = self.send_timeout;
+        let mut write = pin!(self.io.write_all(bytes));
+        if let Poll::Ready(r) = poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await {
+            return r.is_ok();
+        }
+        matches!(tokio::time::timeout(timeout, write).await, Ok(Ok(())))
+    }
+
+    /// Flushes the connection (TLS may hold bytes), bounded the same way.
+    async fn flush_io(&mut self) -> bool {
+        let timeout = self.send_timeout;
+        let mut flush = pin!(self.io.flush());
+        if let Poll::Ready(r) = poll_fn(|cx| Poll::Ready(flush.as_mut().poll(cx))).await {
+            return r.is_ok();
+        }
+        matches!(tokio::time::timeout(timeout, flush).await, Ok(Ok(())))
     }
 }
 
@@ -172,7 +195,7 @@ pub async fn serve(
         max_head_bytes: limits.max_header_bytes + 1024,
         h2c: settings.h2c,
     };
-    let mut c = Connection::new(io);
+    let mut c = Connection::new(io, limits.body_timeout);
     // The first request must start within the header timeout.
     let mut timer = LazyTimer::new(Instant::now() + limits.header_timeout);
     // A head has begun and its deadline is not set yet. It is set only when
@@ -311,7 +334,7 @@ async fn send_response(
     if framing == OutBody::None {
         // Nothing of the body is sent; its accounting ends here.
         body.discard();
-        return c.write_all(&out).await && c.io.flush().await.is_ok();
+        return c.write_all(&out).await && c.flush_io().await;
     }
     let mut sent: u64 = 0;
     loop {
@@ -367,7 +390,7 @@ async fn send_response(
                     OutBody::UntilClose => false,
                     _ => true,
                 };
-                return flush(c, &mut out).await && c.io.flush().await.is_ok() && complete;
+                return flush(c, &mut out).await && c.flush_io().await && complete;
             }
         }
     }

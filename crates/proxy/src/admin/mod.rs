@@ -1,5 +1,8 @@
-//! The admin listener: liveness, readiness and Prometheus metrics. It binds
-//! to loopback unless the config explicitly allows otherwise.
+//! The admin listener: liveness, readiness and Prometheus metrics, and the
+//! management API for consumers and keys ([`manage`]). It binds to
+//! loopback unless the config explicitly allows otherwise.
+
+mod manage;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -18,26 +21,46 @@ use tokio::sync::watch;
 
 use crate::state::Shared;
 
-pub async fn serve(socket: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+pub async fn serve(
+    socket: TcpListener,
+    shared: Arc<Shared>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             _ = stop.changed() => break,
             accepted = socket.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
                 let shared = shared.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    let svc = service_fn(move |req| respond(req, shared.clone()));
-                    let _ = auto::Builder::new(TokioExecutor::new())
-                        .http1_only()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
+                    let builder = auto::Builder::new(TokioExecutor::new());
+                    match tls {
+                        None => {
+                            let svc = service_fn(move |req| respond(req, shared.clone(), false));
+                            let _ = builder.http1_only().serve_connection(TokioIo::new(stream), svc).await;
+                        }
+                        Some(acceptor) => {
+                            let handshake = tokio::time::timeout(
+                                std::time::Duration::from_secs(10),
+                                acceptor.accept(stream),
+                            );
+                            let Ok(Ok(stream)) = handshake.await else { return };
+                            // The verifier accepted the chain; a certificate
+                            // here is one of the admin CA's.
+                            let cert = stream.get_ref().1.peer_certificates().is_some_and(|c| !c.is_empty());
+                            let svc = service_fn(move |req| respond(req, shared.clone(), cert));
+                            let _ = builder.http1_only().serve_connection(TokioIo::new(stream), svc).await;
+                        }
+                    }
                 });
             }
         }
     }
 }
 
-fn text(
+pub(crate) fn text(
     status: StatusCode,
     content_type: &'static str,
     body: impl Into<Bytes>,
@@ -58,7 +81,11 @@ fn text(
 async fn respond(
     req: Request<Incoming>,
     shared: Arc<Shared>,
+    client_cert: bool,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
+    if req.uri().path().starts_with("/v1/") {
+        return Ok(manage::handle(req, &shared, client_cert).await);
+    }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         let p = Problem::method_not_allowed(header::HeaderValue::from_static("GET, HEAD"));
         let (parts, body) = p.to_response(&RequestId::generate()).into_parts();

@@ -1,0 +1,37 @@
+# Shared by the bench/ scripts: tools, the upstream, and wrk's figures.
+# Source it; it defines functions only.
+
+# need COMMAND PACKAGE: installs the Debian package when the command is missing.
+need() { command -v "$1" >/dev/null 2>&1 || { echo "installing $2"; DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$2" >/dev/null; }; }
+
+# upstream_conf FILE DIR PORT BODY: an nginx answering BODY to everything.
+upstream_conf() {
+    cat > "$1" <<CONF
+worker_processes 1;
+pid $2/upstream.pid;
+error_log $2/upstream-error.log;
+events { worker_connections 20000; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    server {
+        listen 127.0.0.1:$3 reuseport backlog=4096;
+        location / { default_type application/json; return 200 '$4'; }
+    }
+}
+CONF
+}
+
+# wrk's --latency output on stdin -> "rps p50_ms p99_ms non2xx"
+wrk_summary() {
+    awk '
+        function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
+        /Requests\/sec/ { rps=$2 }
+        /^ +50%/ { p50=ms($2) }
+        /^ +99%/ { p99=ms($2) }
+        /Non-2xx/ { bad=$4 }
+        END { printf "%s %.3f %.3f %s\n", rps, p50, p99, (bad==""?0:bad) }'
+}
+
+# numbers on stdin -> their median
+median() { sort -g | awk '{a[NR]=$1} END { print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2) }'; }
