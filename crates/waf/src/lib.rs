@@ -1,0 +1,17 @@
+//! The Portcullis WAF engine: a memory-safe implementation of the SecLang
+//! rule language, enough of it to run the OWASP Core Rule Set unmodified.
+//!
+//! [`RuleSet::load`] reads rule files into a rule set (all or nothing); a
+//! [`Transaction`] follows one request through the five phases.
+
+mod error;
+mod macros;
+pub mod operators;
+pub mod rule;
+pub mod ruleset;
+mod seclang;
+pub mod transforms;
+pub mod variables;
+
+pub use error::LoadError;
+pub use ruleset::{RuleSet, Settings, Source};

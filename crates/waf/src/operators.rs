@@ -1,0 +1,401 @@
+//! Operators (`@rx`, `@pm`, `@eq`, ...): the test a rule applies to each
+//! transformed value. Parameters are checked and compiled at load, so a
+//! running rule never meets a bad pattern.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use ipnet::IpNet;
+use regex::bytes::{Regex, RegexBuilder};
+
+use crate::macros::Macro;
+
+/// Capture groups of a match, for the `capture` action (`TX.0` .. `TX.9`).
+pub type Captures = Vec<Vec<u8>>;
+
+#[derive(Debug, Clone)]
+pub enum Op {
+    Rx(Regex),
+    Pm(Arc<AhoCorasick>),
+    StrEq(Macro),
+    Contains(Macro),
+    ContainsWord(Macro),
+    BeginsWith(Macro),
+    EndsWith(Macro),
+    Within(Macro),
+    Eq(Macro),
+    Ge(Macro),
+    Gt(Macro),
+    Le(Macro),
+    Lt(Macro),
+    ValidateByteRange(Box<[bool; 256]>),
+    ValidateUrlEncoding,
+    ValidateUtf8Encoding,
+    IpMatch(Vec<IpNet>),
+    DetectSqli,
+    DetectXss,
+    Unconditional,
+    NoMatch,
+}
+
+#[derive(Debug, Clone)]
+pub struct Operator {
+    pub op: Op,
+    pub negated: bool,
+    /// As written, for `waf eval` and errors.
+    pub text: String,
+}
+
+/// Compiles a rule pattern: byte-oriented (no Unicode classes, `\xHH` is a
+/// byte), `.` matches new lines, `$` only the very end.
+pub fn compile_regex(pattern: &str) -> Result<Regex, String> {
+    RegexBuilder::new(&byte_escapes(pattern))
+        .unicode(false)
+        .dot_matches_new_line(true)
+        .size_limit(256 << 20)
+        .dfa_size_limit(64 << 20)
+        .build()
+        .map_err(|e| format!("cannot compile regular expression: {e}"))
+}
+
+/// `\x{ff}` means the byte 0xff to the reference engines; Rust's regex
+/// reads the braced form as a code point, so it is rewritten as `\xff`.
+fn byte_escapes(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len());
+    let mut rest = pattern;
+    while let Some(pos) = rest.find('\\') {
+        out.push_str(rest.get(..pos).unwrap_or(""));
+        let after = rest.get(pos + 1..).unwrap_or("");
+        if let Some(body) = after.strip_prefix("x{")
+            && let Some(end) = body.find('}')
+        {
+            let hex = body.get(..end).unwrap_or("");
+            if let Ok(v) = u8::from_str_radix(hex, 16) {
+                out.push_str(&format!("\\x{v:02x}"));
+                rest = body.get(end + 1..).unwrap_or("");
+                continue;
+            }
+        }
+        // Any other escape is copied with its escaped character.
+        let mut chars = after.chars();
+        out.push('\\');
+        if let Some(c) = chars.next() {
+            out.push(c);
+        }
+        rest = chars.as_str();
+    }
+    out.push_str(rest);
+    out
+}
+
+impl Operator {
+    /// Parses `"!@rx ..."`; `dir` is where `@pmFromFile` looks for files.
+    pub fn parse(text: &str, dir: &Path) -> Result<Operator, String> {
+        let t = text.trim_start();
+        let (negated, t) = match t.strip_prefix('!') {
+            Some(r) => (true, r.trim_start()),
+            None => (false, t),
+        };
+        let (name, param) = match t.strip_prefix('@') {
+            Some(r) => match r.split_once(|c: char| c.is_ascii_whitespace()) {
+                Some((n, p)) => (n, p.trim_start()),
+                None => (r, ""),
+            },
+            // No operator named: a regular expression.
+            None => ("rx", t),
+        };
+        let mac = || Macro::parse(param);
+        let op = match name.to_ascii_lowercase().as_str() {
+            "rx" => {
+                if param.contains("%{") {
+                    return Err("macros inside @rx patterns are not supported".into());
+                }
+                Op::Rx(compile_regex(param)?)
+            }
+            "pm" => Op::Pm(Arc::new(phrases(param.split_ascii_whitespace())?)),
+            "pmfromfile" | "pmf" => {
+                let mut words = Vec::new();
+                for file in param.split_ascii_whitespace() {
+                    let path = dir.join(file);
+                    let text = std::fs::read_to_string(&path)
+                        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                    words.extend(
+                        text.lines()
+                            .map(str::trim)
+                            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                            .map(str::to_string),
+                    );
+                }
+                Op::Pm(Arc::new(phrases(words.iter().map(String::as_str))?))
+            }
+            "streq" => Op::StrEq(mac()?),
+            "contains" => Op::Contains(mac()?),
+            "containsword" => Op::ContainsWord(mac()?),
+            "beginswith" => Op::BeginsWith(mac()?),
+            "endswith" => Op::EndsWith(mac()?),
+            "within" => Op::Within(mac()?),
+            "eq" => Op::Eq(mac()?),
+            "ge" => Op::Ge(mac()?),
+            "gt" => Op::Gt(mac()?),
+            "le" => Op::Le(mac()?),
+            "lt" => Op::Lt(mac()?),
+            "validatebyterange" => Op::ValidateByteRange(byte_ranges(param)?),
+            "validateurlencoding" => Op::ValidateUrlEncoding,
+            "validateutf8encoding" => Op::ValidateUtf8Encoding,
+            "ipmatch" => Op::IpMatch(networks(param)?),
+            "detectsqli" => Op::DetectSqli,
+            "detectxss" => Op::DetectXss,
+            "unconditionalmatch" => Op::Unconditional,
+            "nomatch" => Op::NoMatch,
+            other => return Err(format!("operator @{other} is not supported")),
+        };
+        Ok(Operator {
+            op,
+            negated,
+            text: text.to_string(),
+        })
+    }
+}
+
+fn phrases<'a>(words: impl Iterator<Item = &'a str>) -> Result<AhoCorasick, String> {
+    AhoCorasickBuilder::new()
+        .ascii_case_insensitive(true)
+        .match_kind(MatchKind::LeftmostFirst)
+        .build(words)
+        .map_err(|e| format!("cannot build the phrase matcher: {e}"))
+}
+
+fn byte_ranges(param: &str) -> Result<Box<[bool; 256]>, String> {
+    let mut allowed = Box::new([false; 256]);
+    for part in param.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (lo, hi) = match part.split_once('-') {
+            Some((a, b)) => (a.trim(), b.trim()),
+            None => (part, part),
+        };
+        let lo: u8 = lo.parse().map_err(|_| format!("bad byte range {part:?}"))?;
+        let hi: u8 = hi.parse().map_err(|_| format!("bad byte range {part:?}"))?;
+        if lo > hi {
+            return Err(format!("bad byte range {part:?}"));
+        }
+        for b in lo..=hi {
+            if let Some(slot) = allowed.get_mut(usize::from(b)) {
+                *slot = true;
+            }
+        }
+    }
+    Ok(allowed)
+}
+
+fn networks(param: &str) -> Result<Vec<IpNet>, String> {
+    param
+        .split([',', ' '])
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            p.parse::<IpNet>()
+                .or_else(|_| p.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| format!("bad address or network {p:?}"))
+        })
+        .collect()
+}
+
+/// C's `atoi`: optional sign and leading digits, anything else is 0.
+pub fn atoi(s: &[u8]) -> i64 {
+    let s = crate::transforms::trim_start(s);
+    let (neg, digits) = match s.first() {
+        Some(b'-') => (true, s.get(1..).unwrap_or(&[])),
+        Some(b'+') => (false, s.get(1..).unwrap_or(&[])),
+        _ => (false, s),
+    };
+    let mut v: i64 = 0;
+    for &d in digits.iter().take_while(|d| d.is_ascii_digit()) {
+        v = v.saturating_mul(10).saturating_add(i64::from(d - b'0'));
+    }
+    if neg { -v } else { v }
+}
+
+/// What the engine needs from a transaction to run an operator.
+pub trait Context {
+    fn expand(&self, m: &Macro) -> Vec<u8>;
+    fn remote_addr(&self) -> Option<std::net::IpAddr>;
+}
+
+impl Operator {
+    /// Whether `value` matches (before negation). Fills `captures` when
+    /// given and the operator captures.
+    pub fn test(&self, value: &[u8], cx: &dyn Context, captures: Option<&mut Captures>) -> bool {
+        match &self.op {
+            Op::Rx(re) => match captures {
+                None => re.is_match(value),
+                Some(caps) => match re.captures(value) {
+                    None => false,
+                    Some(c) => {
+                        caps.clear();
+                        for g in c.iter().take(10) {
+                            caps.push(g.map(|m| m.as_bytes().to_vec()).unwrap_or_default());
+                        }
+                        true
+                    }
+                },
+            },
+            Op::Pm(ac) => match ac.find(value) {
+                None => false,
+                Some(m) => {
+                    if let Some(caps) = captures {
+                        caps.clear();
+                        caps.push(value.get(m.range()).unwrap_or(&[]).to_vec());
+                    }
+                    true
+                }
+            },
+            Op::StrEq(m) => value == with(cx, m).as_slice(),
+            Op::Contains(m) => {
+                let p = with(cx, m);
+                found(value, &p, captures)
+            }
+            Op::ContainsWord(m) => contains_word(value, &with(cx, m)),
+            Op::BeginsWith(m) => value.starts_with(&with(cx, m)),
+            Op::EndsWith(m) => value.ends_with(&with(cx, m)),
+            Op::Within(m) => {
+                value.is_empty() || memchr::memmem::find(&with(cx, m), value).is_some()
+            }
+            Op::Eq(m) => atoi(value) == atoi(&with(cx, m)),
+            Op::Ge(m) => atoi(value) >= atoi(&with(cx, m)),
+            Op::Gt(m) => atoi(value) > atoi(&with(cx, m)),
+            Op::Le(m) => atoi(value) <= atoi(&with(cx, m)),
+            Op::Lt(m) => atoi(value) < atoi(&with(cx, m)),
+            Op::ValidateByteRange(allowed) => value
+                .iter()
+                .any(|&b| !allowed.get(usize::from(b)).copied().unwrap_or(false)),
+            Op::ValidateUrlEncoding => invalid_url_encoding(value),
+            Op::ValidateUtf8Encoding => std::str::from_utf8(value).is_err(),
+            Op::IpMatch(nets) => {
+                let addr = std::str::from_utf8(value)
+                    .ok()
+                    .and_then(|s| s.parse::<std::net::IpAddr>().ok())
+                    .or_else(|| cx.remote_addr());
+                addr.is_some_and(|a| nets.iter().any(|n| n.contains(&a)))
+            }
+            Op::DetectSqli | Op::DetectXss => false,
+            Op::Unconditional => true,
+            Op::NoMatch => false,
+        }
+    }
+}
+
+fn with(cx: &dyn Context, m: &Macro) -> Vec<u8> {
+    match m.literal() {
+        Some(l) => l.to_vec(),
+        None => cx.expand(m),
+    }
+}
+
+fn found(value: &[u8], needle: &[u8], captures: Option<&mut Captures>) -> bool {
+    let hit = memchr::memmem::find(value, needle).is_some();
+    if hit && let Some(caps) = captures {
+        caps.clear();
+        caps.push(needle.to_vec());
+    }
+    hit
+}
+
+fn contains_word(value: &[u8], word: &[u8]) -> bool {
+    if word.is_empty() {
+        return true;
+    }
+    let is_word = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_');
+    memchr::memmem::find_iter(value, word).any(|at| {
+        let before = at.checked_sub(1).and_then(|i| value.get(i));
+        !is_word(before) && !is_word(value.get(at + word.len()))
+    })
+}
+
+fn invalid_url_encoding(value: &[u8]) -> bool {
+    let mut i = 0;
+    while i < value.len() {
+        if value.get(i) == Some(&b'%') {
+            let ok = value.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && value.get(i + 2).is_some_and(u8::is_ascii_hexdigit);
+            if !ok {
+                return true;
+            }
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    struct Cx;
+    impl Context for Cx {
+        fn expand(&self, m: &Macro) -> Vec<u8> {
+            m.expand(|_, _, out| out.extend_from_slice(b"GET HEAD POST"))
+        }
+        fn remote_addr(&self) -> Option<std::net::IpAddr> {
+            "10.1.2.3".parse().ok()
+        }
+    }
+
+    fn op(text: &str) -> Operator {
+        Operator::parse(text, Path::new(".")).unwrap()
+    }
+
+    #[test]
+    fn regex_is_byte_oriented_with_captures() {
+        let o = op("@rx (?i)^(a.)\\xff");
+        let mut caps = Vec::new();
+        assert!(o.test(b"A\n\xff", &Cx, Some(&mut caps)));
+        assert_eq!(caps, vec![b"A\n\xff".to_vec(), b"A\n".to_vec()]);
+        assert!(op("^x$").test(b"x", &Cx, None));
+        assert!(!op("^x$").test(b"x\n", &Cx, None));
+        assert!(op("!@rx a").negated);
+        assert!(op("[\\x7f-\\x{ff}]").test(b"\xfe", &Cx, None));
+        assert_eq!(byte_escapes(r"\\x{41}\x{41}\x{100}"), r"\\x{41}\x41\x{100}");
+    }
+
+    #[test]
+    fn phrases_and_strings() {
+        let o = op("@pm SELECT union");
+        let mut caps = Vec::new();
+        assert!(o.test(b"1 UNION 2", &Cx, Some(&mut caps)));
+        assert_eq!(caps, vec![b"UNION".to_vec()]);
+        assert!(op("@within %{tx.allowed_methods}").test(b"POST", &Cx, None));
+        assert!(!op("@within %{tx.allowed_methods}").test(b"PUT", &Cx, None));
+        assert!(op("@containsWord select").test(b"a select b", &Cx, None));
+        assert!(!op("@containsWord select").test(b"selected", &Cx, None));
+        assert!(op("@beginsWith ab").test(b"abc", &Cx, None));
+        assert!(op("@endsWith bc").test(b"abc", &Cx, None));
+        assert!(op("@streq abc").test(b"abc", &Cx, None));
+    }
+
+    #[test]
+    fn numbers_bytes_encodings_addresses() {
+        assert!(op("@ge 5").test(b"12abc", &Cx, None));
+        assert!(op("@eq 0").test(b"abc", &Cx, None));
+        assert!(op("@lt -1").test(b"-2", &Cx, None));
+        assert!(op("@validateByteRange 32-126").test(b"a\x01", &Cx, None));
+        assert!(!op("@validateByteRange 9,10,32-126").test(b"a\tb", &Cx, None));
+        assert!(op("@validateUrlEncoding").test(b"a%2", &Cx, None));
+        assert!(op("@validateUrlEncoding").test(b"%zz", &Cx, None));
+        assert!(!op("@validateUrlEncoding").test(b"%41%42", &Cx, None));
+        assert!(op("@validateUtf8Encoding").test(b"\xc0\xaf", &Cx, None));
+        assert!(op("@ipMatch 10.0.0.0/8,::1").test(b"10.9.9.9", &Cx, None));
+        assert!(!op("@ipMatch 192.168.0.1").test(b"10.9.9.9", &Cx, None));
+    }
+
+    #[test]
+    fn bad_parameters_are_refused() {
+        assert!(Operator::parse("@rx (", Path::new(".")).is_err());
+        assert!(Operator::parse("@validateByteRange 9-3", Path::new(".")).is_err());
+        assert!(Operator::parse("@ipMatch nope", Path::new(".")).is_err());
+        assert!(Operator::parse("@geoLookup", Path::new(".")).is_err());
+        assert!(Operator::parse("@pmFromFile missing.data", Path::new(".")).is_err());
+    }
+}

@@ -1,0 +1,308 @@
+//! Text-shaping transformations: case, white space, NULs, comments, command
+//! lines and paths.
+
+use super::decode::is_space;
+
+fn at(s: &[u8], i: usize) -> u8 {
+    s.get(i).copied().unwrap_or(0)
+}
+
+const NBSP: u8 = 0xa0;
+
+pub fn lowercase(s: &[u8], out: &mut Vec<u8>) -> bool {
+    if !s.iter().any(u8::is_ascii_uppercase) {
+        return false;
+    }
+    out.extend(s.iter().map(u8::to_ascii_lowercase));
+    true
+}
+
+pub fn uppercase(s: &[u8], out: &mut Vec<u8>) -> bool {
+    if !s.iter().any(u8::is_ascii_lowercase) {
+        return false;
+    }
+    out.extend(s.iter().map(u8::to_ascii_uppercase));
+    true
+}
+
+pub fn compress_whitespace(s: &[u8], out: &mut Vec<u8>) -> bool {
+    let mut in_space = false;
+    for &b in s {
+        if is_space(b) || b == NBSP {
+            if !in_space {
+                out.push(b' ');
+                in_space = true;
+            }
+        } else {
+            out.push(b);
+            in_space = false;
+        }
+    }
+    out.as_slice() != s
+}
+
+pub fn remove_whitespace(s: &[u8], out: &mut Vec<u8>) -> bool {
+    out.extend(s.iter().copied().filter(|&b| !is_space(b) && b != NBSP));
+    out.len() != s.len()
+}
+
+pub fn remove_nulls(s: &[u8], out: &mut Vec<u8>) -> bool {
+    if memchr::memchr(0, s).is_none() {
+        return false;
+    }
+    out.extend(s.iter().copied().filter(|&b| b != 0));
+    true
+}
+
+pub fn replace_nulls(s: &[u8], out: &mut Vec<u8>) -> bool {
+    if memchr::memchr(0, s).is_none() {
+        return false;
+    }
+    out.extend(s.iter().map(|&b| if b == 0 { b' ' } else { b }));
+    true
+}
+
+pub fn trim_left(s: &[u8]) -> &[u8] {
+    let start = s.iter().position(|&b| !is_space(b)).unwrap_or(s.len());
+    s.get(start..).unwrap_or(&[])
+}
+
+pub fn trim_right(s: &[u8]) -> &[u8] {
+    let end = s.iter().rposition(|&b| !is_space(b)).map_or(0, |p| p + 1);
+    s.get(..end).unwrap_or(&[])
+}
+
+/// Each `/* ... */` becomes one space; an unclosed comment runs to the end.
+pub fn replace_comments(s: &[u8], out: &mut Vec<u8>) -> bool {
+    if memchr::memmem::find(s, b"/*").is_none() {
+        return false;
+    }
+    let mut i = 0;
+    let mut in_comment = false;
+    while i < s.len() {
+        if !in_comment {
+            if at(s, i) == b'/' && at(s, i + 1) == b'*' && i + 1 < s.len() {
+                in_comment = true;
+                i += 2;
+            } else {
+                out.push(at(s, i));
+                i += 1;
+            }
+        } else if at(s, i) == b'*' && at(s, i + 1) == b'/' && i + 1 < s.len() {
+            in_comment = false;
+            out.push(b' ');
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    if in_comment {
+        out.push(b' ');
+    }
+    true
+}
+
+/// Removes `/* */` and `<!-- -->` comments, and everything after `--` or `#`.
+pub fn remove_comments(s: &[u8], out: &mut Vec<u8>) -> bool {
+    let mut i = 0;
+    let mut in_comment = false;
+    while i < s.len() {
+        let rest = s.get(i..).unwrap_or(&[]);
+        if !in_comment {
+            if rest.starts_with(b"/*") {
+                in_comment = true;
+                i += 2;
+            } else if rest.starts_with(b"<!--") {
+                in_comment = true;
+                i += 4;
+            } else if rest.starts_with(b"--") || rest.starts_with(b"#") {
+                break;
+            } else {
+                out.push(at(s, i));
+                i += 1;
+            }
+        } else if rest.starts_with(b"*/") {
+            in_comment = false;
+            i += 2;
+        } else if rest.starts_with(b"-->") {
+            in_comment = false;
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    out.as_slice() != s
+}
+
+/// Removes the comment markers themselves: `/*`, `*/`, `<!--`, `-->`, `--`, `#`.
+pub fn remove_comments_char(s: &[u8], out: &mut Vec<u8>) -> bool {
+    let mut i = 0;
+    while i < s.len() {
+        let rest = s.get(i..).unwrap_or(&[]);
+        let skip = if rest.starts_with(b"/*") || rest.starts_with(b"*/") {
+            2
+        } else if rest.starts_with(b"<!--") {
+            4
+        } else if rest.starts_with(b"-->") {
+            3
+        } else if rest.starts_with(b"--") {
+            2
+        } else if rest.starts_with(b"#") {
+            1
+        } else {
+            0
+        };
+        if skip == 0 {
+            out.push(at(s, i));
+            i += 1;
+        } else {
+            i += skip;
+        }
+    }
+    out.len() != s.len()
+}
+
+/// Shell-evasion folding: drops `\ " ' ^`, turns `,` `;` and white space
+/// into one space, removes a space before `/` or `(`, lower-cases.
+pub fn cmd_line(s: &[u8], out: &mut Vec<u8>) -> bool {
+    let mut space = false;
+    for &b in s {
+        match b {
+            b'"' | b'\'' | b'\\' | b'^' => {}
+            b' ' | b',' | b';' | b'\t' | b'\r' | b'\n' => {
+                if !space {
+                    out.push(b' ');
+                    space = true;
+                }
+            }
+            b'/' | b'(' => {
+                if space {
+                    out.pop();
+                }
+                space = false;
+                out.push(b);
+            }
+            _ => {
+                out.push(b.to_ascii_lowercase());
+                space = false;
+            }
+        }
+    }
+    out.as_slice() != s
+}
+
+/// Resolves `.` and `..` segments and repeated slashes; a trailing slash
+/// stays. `win` first turns backslashes into slashes.
+pub fn normalize_path(s: &[u8], out: &mut Vec<u8>, win: bool) -> bool {
+    if s.is_empty() {
+        return false;
+    }
+    let owned: Vec<u8>;
+    let s = if win {
+        owned = s
+            .iter()
+            .map(|&b| if b == b'\\' { b'/' } else { b })
+            .collect();
+        owned.as_slice()
+    } else {
+        s
+    };
+    let rooted = s.first() == Some(&b'/');
+    let trailing = s.last() == Some(&b'/')
+        || s.ends_with(b"/.")
+        || s.ends_with(b"/..")
+        || s == b"."
+        || s == b"..";
+    let mut segs: Vec<&[u8]> = Vec::new();
+    for seg in s.split(|&b| b == b'/') {
+        match seg {
+            b"" | b"." => {}
+            b".." => {
+                if segs.last().is_some_and(|l| *l != b"..") {
+                    segs.pop();
+                } else if !rooted {
+                    segs.push(seg);
+                }
+            }
+            _ => segs.push(seg),
+        }
+    }
+    if rooted {
+        out.push(b'/');
+    }
+    for (n, seg) in segs.iter().enumerate() {
+        if n > 0 {
+            out.push(b'/');
+        }
+        out.extend_from_slice(seg);
+    }
+    if trailing && !segs.is_empty() {
+        out.push(b'/');
+    }
+    out.as_slice() != s || win
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn run(f: fn(&[u8], &mut Vec<u8>) -> bool, input: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        if f(input, &mut out) {
+            out
+        } else {
+            input.to_vec()
+        }
+    }
+
+    #[test]
+    fn white_space_and_nuls() {
+        assert_eq!(run(compress_whitespace, b"a \t\n\xa0b  c"), b"a b c");
+        assert_eq!(run(remove_whitespace, b" a\tb\xa0c "), b"abc");
+        assert_eq!(run(remove_nulls, b"a\0b"), b"ab");
+        assert_eq!(run(replace_nulls, b"a\0b"), b"a b");
+        assert_eq!(trim_left(b" \ta "), b"a ");
+        assert_eq!(trim_right(b" a \n"), b" a");
+    }
+
+    #[test]
+    fn comments() {
+        assert_eq!(
+            run(replace_comments, b"sel/**/ect/*x*/1/* open"),
+            b"sel ect 1 "
+        );
+        assert_eq!(run(remove_comments, b"a/*x*/b<!--y-->c--rest"), b"abc");
+        assert_eq!(
+            run(remove_comments_char, b"a/*b*/c<!--d-->e--f#g"),
+            b"abcdefg"
+        );
+    }
+
+    #[test]
+    fn command_lines() {
+        assert_eq!(
+            run(cmd_line, b"C^a\"t' /e\\tc/pa,s;swd  (x)"),
+            b"cat/etc/pa s swd(x)"
+        );
+    }
+
+    #[test]
+    fn paths() {
+        let n = |s: &[u8]| {
+            let mut out = Vec::new();
+            if normalize_path(s, &mut out, false) {
+                out
+            } else {
+                s.to_vec()
+            }
+        };
+        assert_eq!(n(b"/a/b/../../../etc//passwd"), b"/etc/passwd");
+        assert_eq!(n(b"a/./b/"), b"a/b/");
+        assert_eq!(n(b"../../x"), b"../../x");
+        assert_eq!(n(b"/a/.."), b"/");
+        let mut out = Vec::new();
+        normalize_path(b"c:\\windows\\..\\boot.ini", &mut out, true);
+        assert_eq!(out, b"c:/boot.ini");
+    }
+}
