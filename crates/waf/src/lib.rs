@@ -4,6 +4,9 @@
 //! [`RuleSet::load`] reads rule files into a rule set (all or nothing); a
 //! [`Transaction`] follows one request through the five phases.
 
+pub mod body;
+pub mod conformance;
+pub mod crs;
 mod error;
 mod macros;
 pub mod operators;
@@ -11,7 +14,9 @@ pub mod rule;
 pub mod ruleset;
 mod seclang;
 pub mod transforms;
+pub mod tx;
 pub mod variables;
 
 pub use error::LoadError;
 pub use ruleset::{RuleSet, Settings, Source};
+pub use tx::{Intervention, Match, Transaction};

@@ -1,0 +1,328 @@
+//! Running the rules of a phase: targets, transformations, operator, then
+//! the actions of a matching rule (or chain).
+
+use bytes::Bytes;
+
+use super::collect::Item;
+use super::{Intervention, Transaction};
+use crate::macros::Macro;
+use crate::operators::{Captures, Context, atoi};
+use crate::rule::{AllowScope, Disruptive, Effect, EngineMode, Rule, SetOp, in_ranges};
+use crate::ruleset::Entry;
+use crate::transforms::apply_all;
+use crate::variables::{Selector, Var};
+
+/// A rule (or chain) that matched.
+#[derive(Debug, Clone)]
+pub struct Match {
+    pub id: u32,
+    pub phase: u8,
+    pub msg: String,
+    pub logdata: String,
+    pub tags: Vec<String>,
+    pub severity: Option<u8>,
+    /// The last variable the rule matched, as `ARGS:id`.
+    pub var_name: String,
+    /// The value it matched (after transformations).
+    pub value: Vec<u8>,
+    /// Whether the rule logs (`nolog` rules match silently).
+    pub logged: bool,
+    /// Whether the rule's action stops the exchange when the engine blocks.
+    pub disruptive: bool,
+}
+
+impl Context for Transaction<'_> {
+    fn expand(&self, m: &Macro) -> Vec<u8> {
+        m.expand(|var, key, out| self.lookup(var, key, out))
+    }
+
+    fn remote_addr(&self) -> Option<std::net::IpAddr> {
+        self.data.remote_addr
+    }
+}
+
+impl<'r> Transaction<'r> {
+    /// The first value of a variable, for macros.
+    fn lookup(&self, var: Var, key: Option<&str>, out: &mut Vec<u8>) {
+        if var == Var::Rule {
+            if let Some(rule) = self.current {
+                match key.unwrap_or("") {
+                    "id" => out.extend_from_slice(rule.id.to_string().as_bytes()),
+                    "phase" => out.extend_from_slice(rule.phase.to_string().as_bytes()),
+                    "severity" => {
+                        if let Some(s) = rule.severity {
+                            out.extend_from_slice(s.to_string().as_bytes())
+                        }
+                    }
+                    "msg" => {
+                        if let Some(m) = &rule.msg {
+                            let text = self.expand(m);
+                            out.extend_from_slice(&text);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            return;
+        }
+        if !var.is_collection() {
+            if let Some(v) = self.scalar(var) {
+                out.extend_from_slice(&v);
+            }
+            return;
+        }
+        if let Some(k) = key {
+            if matches!(
+                var,
+                Var::Tx | Var::Ip | Var::Global | Var::Session | Var::User | Var::Resource
+            ) {
+                if let Some(v) = self.vars.get(&(var, k.into())) {
+                    out.extend_from_slice(v);
+                }
+                return;
+            }
+        }
+        let sel = match key {
+            Some(k) => Selector::Key(k.to_string()),
+            None => Selector::All,
+        };
+        let mut found: Option<Bytes> = None;
+        self.each(var, &sel, &mut |k, v| {
+            if found.is_none() && sel.matches_key(k) {
+                found = Some(v.clone());
+            }
+        });
+        if let Some(v) = found {
+            out.extend_from_slice(&v);
+        }
+    }
+
+    fn removed(&self, rule: &Rule) -> bool {
+        in_ranges(&self.overrides.removed_ids, rule.id)
+            || self
+                .overrides
+                .removed_tags
+                .iter()
+                .any(|t| rule.tags.iter().any(|rt| rt == t))
+    }
+
+    /// Runs the rules of `phase` (1-5). Returns the interruption, if one
+    /// happened in this phase.
+    pub(crate) fn run_phase(&mut self, phase: u8) -> Option<Intervention> {
+        if self.engine() == EngineMode::Off || self.interruption.is_some() {
+            return None;
+        }
+        match self.allowed {
+            Some(AllowScope::Transaction) if phase < 5 => return None,
+            Some(AllowScope::Request) if phase <= 2 => return None,
+            _ => {}
+        }
+        if phase > 1 && self.allowed == Some(AllowScope::Phase) {
+            self.allowed = None;
+        }
+        let rules = self.rules;
+        let list = rules.phases.get(usize::from(phase.saturating_sub(1)))?;
+        let mut i = 0;
+        let mut skip = 0u32;
+        while let Some(entry) = list.get(i) {
+            i += 1;
+            let Entry::Rule(rule, skip_to) = entry else {
+                continue;
+            };
+            if skip > 0 {
+                skip -= 1;
+                continue;
+            }
+            if self.removed(rule) {
+                continue;
+            }
+            self.matched_vars.clear();
+            self.current = Some(rule);
+            let hit = self.eval_rule(rule, rule);
+            if !hit {
+                continue;
+            }
+            self.record(rule, phase);
+            let blocking = self.engine() == EngineMode::On;
+            match rule.disruptive {
+                Disruptive::Deny | Disruptive::Drop | Disruptive::Redirect if blocking => {
+                    let status = match rule.disruptive {
+                        Disruptive::Redirect => rule.status.unwrap_or(302),
+                        _ => rule.status.unwrap_or(403),
+                    };
+                    let iv = Intervention {
+                        status,
+                        rule_id: rule.id,
+                        drop: rule.disruptive == Disruptive::Drop,
+                    };
+                    self.interruption = Some(iv.clone());
+                    return Some(iv);
+                }
+                Disruptive::Allow(scope) if blocking => {
+                    self.allowed = Some(scope);
+                    return None;
+                }
+                _ => {}
+            }
+            if let Some(to) = skip_to {
+                i = *to;
+            } else if rule.skip > 0 {
+                skip = rule.skip;
+            }
+        }
+        None
+    }
+
+    fn record(&mut self, rule: &Rule, phase: u8) {
+        let msg = rule
+            .msg
+            .as_ref()
+            .map(|m| String::from_utf8_lossy(&self.expand(m)).into_owned())
+            .unwrap_or_default();
+        let logdata = rule
+            .logdata
+            .as_ref()
+            .map(|m| String::from_utf8_lossy(&self.expand(m)).into_owned())
+            .unwrap_or_default();
+        if let Some(s) = rule.severity {
+            self.highest_severity = self.highest_severity.min(s);
+        }
+        let (name, value) = self
+            .matched_var
+            .as_ref()
+            .map(|(n, v)| (String::from_utf8_lossy(n).into_owned(), v.to_vec()))
+            .unwrap_or_default();
+        self.matches.push(Match {
+            id: rule.id,
+            phase,
+            msg,
+            logdata,
+            tags: rule.tags.clone(),
+            severity: rule.severity,
+            var_name: name,
+            value,
+            logged: rule.log,
+            disruptive: matches!(
+                rule.disruptive,
+                Disruptive::Deny | Disruptive::Drop | Disruptive::Redirect
+            ),
+        });
+    }
+
+    /// Whether `rule` and the rest of its chain match. Actions other than
+    /// the disruptive one run at each match, as the reference engines do.
+    fn eval_rule(&mut self, rule: &'r Rule, head: &'r Rule) -> bool {
+        let mut items = std::mem::take(&mut self.items);
+        items.clear();
+        if rule.targets.include.is_empty() {
+            // SecAction, or a rule whose targets were all removed.
+            if rule.operator.test(b"", &*self, None) != rule.operator.negated {
+                self.run_effects(rule);
+            } else {
+                self.items = items;
+                return false;
+            }
+        } else {
+            self.collect(rule, head, &mut items);
+            let mut matched = false;
+            for item in &items {
+                if self.eval_item(rule, item) {
+                    matched = true;
+                }
+            }
+            if !matched {
+                self.items = items;
+                return false;
+            }
+        }
+        self.items = items;
+        match &rule.chain {
+            Some(next) => self.eval_rule(next, head),
+            None => true,
+        }
+    }
+
+    fn eval_item(&mut self, rule: &Rule, item: &Item) -> bool {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let mut matched = false;
+        if rule.multi_match {
+            // The value as it comes, then after every transformation that
+            // changes it.
+            let mut current: Vec<u8> = item.value.to_vec();
+            matched |= self.test_value(rule, item, &current);
+            for t in &rule.transforms {
+                scratch.clear();
+                if t.apply(&current, &mut scratch) {
+                    std::mem::swap(&mut current, &mut scratch);
+                    matched |= self.test_value(rule, item, &current);
+                }
+            }
+        } else {
+            let transformed = apply_all(&rule.transforms, &item.value, &mut scratch);
+            let value = transformed.as_deref().unwrap_or(&item.value);
+            matched = self.test_value(rule, item, value);
+        }
+        self.scratch = scratch;
+        matched
+    }
+
+    fn test_value(&mut self, rule: &Rule, item: &Item, value: &[u8]) -> bool {
+        let mut caps = rule.capture.then(Captures::new);
+        let hit = rule.operator.test(value, &*self, caps.as_mut()) != rule.operator.negated;
+        if !hit {
+            return false;
+        }
+        let name = item.name();
+        let value = Bytes::copy_from_slice(value);
+        self.matched_vars.push((name.clone(), value.clone()));
+        self.matched_var = Some((name, value));
+        if let Some(caps) = caps.filter(|c| !c.is_empty()) {
+            for n in 0..10u8 {
+                let key: Box<str> = n.to_string().into();
+                match caps.get(usize::from(n)) {
+                    Some(c) => {
+                        self.vars.insert((Var::Tx, key), Bytes::copy_from_slice(c));
+                    }
+                    None => {
+                        self.vars.remove(&(Var::Tx, key));
+                    }
+                }
+            }
+        }
+        self.run_effects(rule);
+        true
+    }
+
+    fn run_effects(&mut self, rule: &Rule) {
+        for e in &rule.effects {
+            match e {
+                Effect::SetVar(s) => {
+                    let name = String::from_utf8_lossy(&self.expand(&s.name)).to_ascii_lowercase();
+                    let key = (s.collection, name.into_boxed_str());
+                    match &s.op {
+                        SetOp::Delete => {
+                            self.vars.remove(&key);
+                        }
+                        SetOp::Set(v) => {
+                            let v = self.expand(v);
+                            self.vars.insert(key, Bytes::from(v));
+                        }
+                        SetOp::Add(v) | SetOp::Sub(v) => {
+                            let delta = atoi(&self.expand(v));
+                            let now = self.vars.get(&key).map_or(0, |b| atoi(b));
+                            let next = if matches!(s.op, SetOp::Add(_)) {
+                                now.saturating_add(delta)
+                            } else {
+                                now.saturating_sub(delta)
+                            };
+                            self.vars
+                                .insert(key, Bytes::from(next.to_string().into_bytes()));
+                        }
+                    }
+                }
+                Effect::Ctl(c) => self.apply_ctl(c),
+                Effect::Collection => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! A transaction: one request (and its response) followed through the five
+//! phases. The caller feeds it what it has and asks it to run each phase;
+//! the answer is whether to interrupt the exchange.
+
+mod collect;
+mod eval;
+mod request;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use bytes::Bytes;
+
+use crate::rule::{BodyProcessor, Ctl, EngineMode, IdRanges};
+use crate::ruleset::RuleSet;
+use crate::variables::{Selector, Var};
+
+pub use eval::Match;
+
+/// Name and value, as the variables hold them.
+pub type Pair = (Bytes, Bytes);
+
+/// The engine's decision to stop the exchange.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Intervention {
+    pub status: u16,
+    pub rule_id: u32,
+    /// Close the connection without a response (`drop`).
+    pub drop: bool,
+}
+
+/// Multipart and body-processing flags a rule can test.
+#[derive(Debug, Default, Clone)]
+pub struct BodyFlags {
+    pub error: Option<String>,
+    pub processor_error: Option<String>,
+    pub multipart: HashMap<Var, u8>,
+}
+
+/// What one transaction knows; the phases fill it in order.
+#[derive(Debug, Default)]
+pub(crate) struct Data {
+    pub remote_addr: Option<IpAddr>,
+    pub remote_port: u16,
+    pub server_addr: Option<IpAddr>,
+    pub server_port: u16,
+    pub method: Bytes,
+    pub uri: Bytes,
+    pub protocol: Bytes,
+    pub filename: Bytes,
+    pub basename: Bytes,
+    pub query: Bytes,
+    pub request_headers: Vec<Pair>,
+    pub cookies: Vec<Pair>,
+    pub args_get: Vec<Pair>,
+    pub args_post: Vec<Pair>,
+    pub request_body: Vec<u8>,
+    pub request_body_var: Option<Bytes>,
+    pub body_flags: BodyFlags,
+    pub files: Vec<Pair>,
+    pub file_sizes: Vec<Pair>,
+    pub part_headers: Vec<Pair>,
+    pub xml_text: Vec<Bytes>,
+    pub xml_attrs: Vec<Bytes>,
+    pub response_status: Option<u16>,
+    pub response_protocol: Bytes,
+    pub response_headers: Vec<Pair>,
+    pub response_body: Vec<u8>,
+    pub response_body_var: Option<Bytes>,
+    pub unique_id: Bytes,
+}
+
+/// Per-transaction changes made by `ctl` actions.
+#[derive(Debug, Default)]
+pub(crate) struct Overrides {
+    pub engine: Option<EngineMode>,
+    pub removed_ids: IdRanges,
+    pub removed_tags: Vec<String>,
+    pub removed_targets_by_id: Vec<(IdRanges, Var, Selector)>,
+    pub removed_targets_by_tag: Vec<(String, Var, Selector)>,
+    pub body_processor: Option<BodyProcessor>,
+    pub force_body_variable: bool,
+    pub request_body_access: Option<bool>,
+    pub response_body_access: Option<bool>,
+}
+
+pub struct Transaction<'r> {
+    pub(crate) rules: &'r RuleSet,
+    pub(crate) data: Data,
+    /// TX and the other writable collections, keys in lower case.
+    pub(crate) vars: HashMap<(Var, Box<str>), Bytes>,
+    pub(crate) overrides: Overrides,
+    pub(crate) matched_var: Option<(Bytes, Bytes)>,
+    pub(crate) matched_vars: Vec<Pair>,
+    pub(crate) matches: Vec<Match>,
+    pub(crate) interruption: Option<Intervention>,
+    /// `allow` reached: the phases it covers are skipped.
+    pub(crate) allowed: Option<crate::rule::AllowScope>,
+    pub(crate) highest_severity: u8,
+    pub(crate) scratch: Vec<u8>,
+    pub(crate) items: Vec<collect::Item>,
+    /// The chain head being evaluated, for `%{rule.*}` macros.
+    pub(crate) current: Option<&'r crate::rule::Rule>,
+    pub(crate) phase_done: u8,
+}
+
+impl std::fmt::Debug for Transaction<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transaction")
+            .field("uri", &self.data.uri)
+            .field("matches", &self.matches.len())
+            .field("interruption", &self.interruption)
+            .finish()
+    }
+}
+
+impl RuleSet {
+    pub fn transaction(&self) -> Transaction<'_> {
+        Transaction {
+            rules: self,
+            data: Data::default(),
+            vars: HashMap::new(),
+            overrides: Overrides::default(),
+            matched_var: None,
+            matched_vars: Vec::new(),
+            matches: Vec::new(),
+            interruption: None,
+            allowed: None,
+            highest_severity: 255,
+            scratch: Vec::new(),
+            items: Vec::new(),
+            current: None,
+            phase_done: 0,
+        }
+    }
+}
+
+impl Transaction<'_> {
+    /// The engine mode in force (the rule set's, unless `ctl` changed it).
+    pub fn engine(&self) -> EngineMode {
+        self.overrides.engine.unwrap_or(self.rules.settings.engine)
+    }
+
+    /// Every rule that matched, in order.
+    pub fn matches(&self) -> &[Match] {
+        &self.matches
+    }
+
+    pub fn interruption(&self) -> Option<&Intervention> {
+        self.interruption.as_ref()
+    }
+
+    /// A TX variable's value (keys are case-insensitive).
+    pub fn tx(&self, name: &str) -> Option<&[u8]> {
+        self.vars
+            .get(&(Var::Tx, name.to_ascii_lowercase().into_boxed_str()))
+            .map(|b| b.as_ref())
+    }
+
+    pub(crate) fn apply_ctl(&mut self, ctl: &Ctl) {
+        let o = &mut self.overrides;
+        match ctl {
+            Ctl::RuleEngine(m) => o.engine = Some(*m),
+            Ctl::RuleRemoveById(r) => o.removed_ids.extend(r.iter().copied()),
+            Ctl::RuleRemoveByTag(t) => o.removed_tags.push(t.clone()),
+            Ctl::RuleRemoveTargetById(r, v, s) => {
+                o.removed_targets_by_id.push((r.clone(), *v, s.clone()))
+            }
+            Ctl::RuleRemoveTargetByTag(t, v, s) => {
+                o.removed_targets_by_tag.push((t.clone(), *v, s.clone()))
+            }
+            Ctl::RequestBodyProcessor(p) => o.body_processor = Some(*p),
+            Ctl::ForceRequestBodyVariable(f) => o.force_body_variable = *f,
+            Ctl::RequestBodyAccess(a) => o.request_body_access = Some(*a),
+            Ctl::ResponseBodyAccess(a) => o.response_body_access = Some(*a),
+            Ctl::Audit => {}
+        }
+    }
+}
