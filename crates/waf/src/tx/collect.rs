@@ -123,9 +123,12 @@ impl Transaction<'_> {
             }
             Var::RequestBody => d.request_body_var.clone(),
             Var::RequestBodyLength => num(d.request_body.len()),
-            Var::ReqbodyProcessor => self
-                .body_processor()
-                .map(|p| Bytes::from_static(p.name().as_bytes())),
+            // Empty rather than absent without a processor, so that a
+            // negated test of it can match.
+            Var::ReqbodyProcessor => Some(
+                self.body_processor()
+                    .map_or_else(Bytes::new, |p| Bytes::from_static(p.name().as_bytes())),
+            ),
             Var::ReqbodyError => flag(d.body_flags.error.is_some()),
             Var::ReqbodyErrorMsg => d.body_flags.error.clone().map(from_str),
             Var::ReqbodyProcessorError => flag(d.body_flags.processor_error.is_some()),

@@ -48,7 +48,8 @@ impl Transaction<'_> {
         d.protocol = Bytes::copy_from_slice(protocol);
         // An absolute URI's path starts after the authority.
         let mut path_and_query = uri;
-        if let Some(p) = memchr::memmem::find(uri, b"://") {
+        let absolute = !uri.starts_with(b"/");
+        if let Some(p) = memchr::memmem::find(uri, b"://").filter(|_| absolute) {
             let rest = uri.get(p + 3..).unwrap_or(&[]);
             path_and_query = match memchr::memchr(b'/', rest) {
                 Some(s) => rest.get(s..).unwrap_or(&[]),
