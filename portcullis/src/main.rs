@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod manage;
+mod waf;
 
 // A proxy allocates and frees small buffers for every request; mimalloc's
 // thread-local free lists make that markedly cheaper than glibc's malloc
@@ -72,6 +73,10 @@ enum Command {
     /// Manage HTTP Basic credentials in the configured credential store.
     #[command(subcommand)]
     Basic(manage::BasicCommand),
+    /// The WAF engine: conformance with the Core Rule Set's regression
+    /// tests, and what rules a request matches.
+    #[command(subcommand)]
+    Waf(waf::WafCommand),
 }
 
 fn init_logging(format: LogFormat) {
@@ -127,6 +132,7 @@ fn main() -> ExitCode {
         Command::Consumers(c) => report(manage::consumers(c)),
         Command::Keys(k) => report(manage::keys(k)),
         Command::Basic(b) => report(manage::basic(b)),
+        Command::Waf(w) => waf::run(w),
         Command::Run { config } => {
             init_logging(cli.log_format);
             report(run(&config))

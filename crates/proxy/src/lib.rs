@@ -27,6 +27,29 @@ pub mod watch;
 
 pub use gateway::{Gateway, StartError};
 
+/// The status the gateway's HTTP/1 front end answers a raw request with
+/// when it refuses the head before any filter sees it, under the default
+/// listener limits; `None` when the head is accepted. The WAF conformance
+/// runner uses it to replay tests exactly as the gateway would receive them.
+pub fn refused_head_status(raw: &[u8]) -> Option<u16> {
+    use crate::h1::head::{HeadError, HeadLimits, Parsed, parse};
+    let mut buf = bytes::BytesMut::from(raw);
+    let limits = HeadLimits {
+        max_headers: 100,
+        max_head_bytes: 32 * 1024,
+        h2c: false,
+    };
+    match parse(&mut buf, limits) {
+        Ok(Parsed::Head(_)) | Ok(Parsed::H2Preface) => None,
+        // The head never ends: the client is answered once it gives up.
+        Ok(Parsed::Partial) => Some(400),
+        Err(HeadError::Malformed(_)) | Err(HeadError::ConflictingFraming) => Some(400),
+        Err(HeadError::TooManyHeaders) | Err(HeadError::TooLarge) => Some(431),
+        Err(HeadError::UnsupportedExpectation) => Some(417),
+        Err(HeadError::UnsupportedVersion) => Some(505),
+    }
+}
+
 /// Entry points for the fuzz targets in `fuzz/`: the parsers that see
 /// network bytes first. Not part of the API.
 #[doc(hidden)]

@@ -69,6 +69,31 @@ pub struct HeadLimits {
     pub h2c: bool,
 }
 
+/// A version httparse does not take: a well-formed `HTTP/x.y` from a
+/// later major version is unsupported (505); anything else, including
+/// `HTTP/0.x` (HTTP/0.9 request lines carry no version), is malformed.
+fn version_error(buf: &[u8]) -> HeadError {
+    let line_end = buf
+        .iter()
+        .position(|&b| b == b'\r' || b == b'\n')
+        .unwrap_or(buf.len());
+    let line = buf.get(..line_end).unwrap_or(&[]);
+    let token = line.rsplit(|&b| b == b' ').next().unwrap_or(&[]);
+    match token {
+        [
+            b'H',
+            b'T',
+            b'T',
+            b'P',
+            b'/',
+            major @ b'1'..=b'9',
+            b'.',
+            b'0'..=b'9',
+        ] if *major >= b'2' => HeadError::UnsupportedVersion,
+        _ => HeadError::Malformed("invalid HTTP version"),
+    }
+}
+
 /// Parses the head at the start of `buf`. On success its bytes are taken
 /// out of the buffer (header values share them without copying); what
 /// follows (body bytes, a pipelined request) stays.
@@ -99,7 +124,7 @@ pub fn parse(buf: &mut BytesMut, limits: HeadLimits) -> Result<Parsed, HeadError
             };
         }
         Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyHeaders),
-        Err(httparse::Error::Version) => return Err(HeadError::UnsupportedVersion),
+        Err(httparse::Error::Version) => return Err(version_error(buf)),
         Err(e) => return Err(HeadError::Malformed(parse_error(e))),
     };
     let version = match req.version {
@@ -120,7 +145,16 @@ pub fn parse(buf: &mut BytesMut, limits: HeadLimits) -> Result<Parsed, HeadError
     let head = buf.split_to(len).freeze();
     let slice = |(start, len): (usize, usize)| head.slice(start..start + len);
 
-    let uri = Uri::from_maybe_shared(slice(target))
+    let target = slice(target);
+    // Clients never send a fragment; one here is an attempt to make the
+    // gateway and the upstream read the target differently.
+    if target.contains(&b'#') {
+        return Err(HeadError::Malformed("a fragment in the request target"));
+    }
+    if method == Method::CONNECT && !is_authority_with_port(&target) {
+        return Err(HeadError::Malformed("CONNECT needs host:port"));
+    }
+    let uri = Uri::from_maybe_shared(target)
         .map_err(|_| HeadError::Malformed("invalid request target"))?;
     // Room for the forwarding headers added before the request goes on.
     let mut headers = HeaderMap::with_capacity(fields.len() + 12);
@@ -156,6 +190,47 @@ pub fn parse(buf: &mut BytesMut, limits: HeadLimits) -> Result<Parsed, HeadError
         keep_alive,
         expect_continue: framing.expect_continue,
     }))
+}
+
+/// A Host value: a DNS name, IPv4 address or bracketed IPv6 address, with
+/// an optional port. Empty values and percent-escapes (which would decode
+/// to something else, NUL included) are refused.
+fn is_host(v: &[u8]) -> bool {
+    let (host, port) = match v.first() {
+        Some(b'[') => match memchr::memchr(b']', v) {
+            Some(end) => (
+                v.get(..=end).unwrap_or(&[]),
+                v.get(end + 1..).unwrap_or(&[]),
+            ),
+            None => return false,
+        },
+        _ => match memchr::memrchr(b':', v) {
+            Some(c) => (v.get(..c).unwrap_or(&[]), v.get(c..).unwrap_or(&[])),
+            None => (v, &[][..]),
+        },
+    };
+    let port_ok = match port {
+        [] => true,
+        [b':', digits @ ..] => {
+            !digits.is_empty() && digits.len() <= 5 && digits.iter().all(u8::is_ascii_digit)
+        }
+        _ => false,
+    };
+    let host_ok = match host {
+        [] => false,
+        [b'[', inner @ .., b']'] => inner
+            .iter()
+            .all(|b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.')),
+        name => name
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')),
+    };
+    host_ok && port_ok
+}
+
+/// `host:port`, the only target form CONNECT has.
+fn is_authority_with_port(t: &[u8]) -> bool {
+    memchr::memrchr(b':', t).is_some() && !t.starts_with(b"/") && is_host(t)
 }
 
 fn parse_error(e: httparse::Error) -> &'static str {
@@ -210,7 +285,12 @@ impl Framing {
                 }
                 self.transfer_encoding = true;
             }
-            "host" => self.hosts += 1,
+            "host" => {
+                if !is_host(value.as_bytes()) {
+                    return Err(HeadError::Malformed("invalid Host"));
+                }
+                self.hosts += 1
+            }
             "connection" => {
                 for token in value.as_bytes().split(|b| *b == b',') {
                     let token = token.trim_ascii();
@@ -360,6 +440,39 @@ mod tests {
             parse_str("GET / HTTP/2.0\r\nHost: a\r\n\r\n").unwrap_err(),
             HeadError::UnsupportedVersion
         );
+        for (raw, why) in [
+            (
+                "GET /#x HTTP/1.1\r\nHost: a\r\n\r\n",
+                "a fragment in the request target",
+            ),
+            ("GET / HTTP/1.1\r\nHost: a%00\r\n\r\n", "invalid Host"),
+            ("GET / HTTP/1.1\r\nHost: \r\n\r\n", "invalid Host"),
+            ("GET / HTTP/1.1\r\nHost: a:80x\r\n\r\n", "invalid Host"),
+            (
+                "CONNECT example.com HTTP/1.1\r\nHost: a\r\n\r\n",
+                "CONNECT needs host:port",
+            ),
+        ] {
+            assert_eq!(
+                parse_str(raw).unwrap_err(),
+                HeadError::Malformed(why),
+                "{raw:?}"
+            );
+        }
+        for ok in ["a", "a.example:8080", "127.0.0.1:80", "[::1]:443", "[::1]"] {
+            assert!(super::is_host(ok.as_bytes()), "{ok}");
+        }
+        assert!(matches!(
+            parse_str("CONNECT 1.2.3.4:80 HTTP/1.1\r\nHost: a\r\n\r\n"),
+            Ok(Parsed::Head(_))
+        ));
+        for bad in ["HTTP/0.9", "HTTP/0.8", "JUNK/1.0", "1.1", "TEST"] {
+            assert_eq!(
+                parse_str(&format!("GET / {bad}\r\nHost: a\r\n\r\n")).unwrap_err(),
+                HeadError::Malformed("invalid HTTP version"),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

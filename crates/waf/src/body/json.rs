@@ -36,6 +36,11 @@ fn flatten(
             }
         }
         Value::Array(items) => {
+            // The array itself is an argument too (its length), so its name
+            // is inspected like any other.
+            if !items.is_empty() {
+                out.push((scalar(key), scalar(items.len().to_string().as_bytes())));
+            }
             for (i, v) in items.iter().enumerate() {
                 let len = key.len();
                 key.push(b'.');
@@ -71,6 +76,7 @@ mod tests {
         assert_eq!(
             flat,
             vec![
+                ("json.a.b".into(), "4".into()),
                 ("json.a.b.0".into(), "1".into()),
                 ("json.a.b.1".into(), "x".into()),
                 ("json.a.b.2".into(), "".into()),

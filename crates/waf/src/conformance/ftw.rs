@@ -154,8 +154,9 @@ fn encode_form(data: &[u8]) -> Vec<u8> {
 impl Input {
     pub fn request(&self) -> Result<Request, String> {
         if let Some(enc) = &self.encoded_request {
+            let compact: String = enc.chars().filter(|c| !c.is_whitespace()).collect();
             let raw = base64::engine::general_purpose::STANDARD
-                .decode(enc.trim())
+                .decode(compact)
                 .map_err(|e| format!("encoded_request: {e}"))?;
             return Ok(parse_raw(raw));
         }
@@ -238,15 +239,18 @@ impl Input {
         }
         raw.extend_from_slice(b"\r\n");
         raw.extend_from_slice(&data);
+        let headers: Vec<(Vec<u8>, Vec<u8>)> = headers
+            .into_iter()
+            .map(|(k, v)| (k.into_bytes(), v.into_bytes()))
+            .collect();
+        // What a server reads of it depends on the framing headers sent.
+        let body = framed_body(&headers, &data);
         Ok(Request {
             method,
             uri,
             version,
-            headers: headers
-                .into_iter()
-                .map(|(k, v)| (k.into_bytes(), v.into_bytes()))
-                .collect(),
-            body: data,
+            headers,
+            body,
             raw,
         })
     }
@@ -269,19 +273,65 @@ fn parse_raw(raw: Vec<u8>) -> Request {
     let method = parts.next().unwrap_or(&[]).to_vec();
     let uri = parts.next().unwrap_or(&[]).to_vec();
     let version = parts.next().unwrap_or(&[]).to_vec();
-    let headers = lines
+    let headers: Vec<(Vec<u8>, Vec<u8>)> = lines
         .filter_map(|l| {
             let c = memchr::memchr(b':', l)?;
             Some((l.get(..c)?.to_vec(), l.get(c + 1..)?.trim_ascii().to_vec()))
         })
         .collect();
+    let body = framed_body(&headers, body);
     Request {
         method,
         uri,
         version,
         headers,
-        body: body.to_vec(),
+        body,
         raw,
+    }
+}
+
+/// The body a server reads: `Content-Length` bytes, a chunked body, or
+/// nothing when neither header says there is one.
+fn framed_body(headers: &[(Vec<u8>, Vec<u8>)], rest: &[u8]) -> Vec<u8> {
+    let get = |name: &[u8]| {
+        headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
+    };
+    if get(b"transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case(b"chunked")) {
+        let mut out = Vec::new();
+        let mut at = rest;
+        loop {
+            let Some(nl) = memchr::memchr(b'\n', at) else {
+                break;
+            };
+            let line = at.get(..nl).unwrap_or(&[]).trim_ascii();
+            let size_text = line.split(|&b| b == b';').next().unwrap_or(&[]);
+            let Some(size) = std::str::from_utf8(size_text)
+                .ok()
+                .and_then(|t| usize::from_str_radix(t, 16).ok())
+            else {
+                break;
+            };
+            if size == 0 {
+                break;
+            }
+            let data = at.get(nl + 1..).unwrap_or(&[]);
+            out.extend_from_slice(data.get(..size.min(data.len())).unwrap_or(&[]));
+            let after = data.get(size..).unwrap_or(&[]);
+            at = after
+                .strip_prefix(b"\r\n")
+                .or_else(|| after.strip_prefix(b"\n"))
+                .unwrap_or(after);
+        }
+        return out;
+    }
+    match get(b"content-length")
+        .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse::<usize>().ok())
+    {
+        Some(n) => rest.get(..n.min(rest.len())).unwrap_or(&[]).to_vec(),
+        None => Vec::new(),
     }
 }
 
@@ -315,14 +365,14 @@ mod tests {
     #[test]
     fn encoded_requests_are_split() {
         let raw = base64::engine::general_purpose::STANDARD
-            .encode("GET /a?b HTTP/1.0\r\nHost: x\r\n\r\nbody");
+            .encode("GET /a?b HTTP/1.0\r\nHost: x\r\nContent-Length: 4\r\n\r\nbody and more");
         let input = Input {
             encoded_request: Some(raw),
             ..Input::default()
         };
         let r = input.request().unwrap();
         assert_eq!(r.uri, b"/a?b");
-        assert_eq!(r.headers, vec![(b"Host".to_vec(), b"x".to_vec())]);
+        assert_eq!(r.headers.len(), 2);
         assert_eq!(r.body, b"body");
     }
 }

@@ -16,6 +16,9 @@ use crate::ruleset::{RuleSet, Source};
 /// every paranoia level, and the limits its tests are written against.
 pub const TEST_SETUP: &str = r#"SecAction "id:900005,phase:1,nolog,pass,ctl:ruleEngine=DetectionOnly,ctl:ruleRemoveById=910000,setvar:tx.blocking_paranoia_level=4,setvar:tx.crs_validate_utf8_encoding=1,setvar:tx.arg_name_length=100,setvar:tx.arg_length=400,setvar:tx.total_arg_length=64000,setvar:tx.max_num_args=255,setvar:tx.max_file_size=64100,setvar:tx.combined_file_sizes=65535""#;
 
+/// The tests listed as behaving differently here, with reasons.
+pub const EXCEPTIONS: &str = include_str!("../../conformance-exceptions.txt");
+
 /// Loads the rule set in the test configuration.
 pub fn rule_set(crs_dir: &Path) -> Result<RuleSet, crate::LoadError> {
     let sources = crate::crs::sources(crs_dir, &[Source::text("test-setup.conf", TEST_SETUP)])?;
@@ -156,14 +159,11 @@ pub struct StageResult {
 }
 
 /// Runs one request through the engine (and the reflecting backend the
-/// tests are written against).
+/// tests are written against). Every request is inspected, since the
+/// engine is what is measured; the status is the one a client would get,
+/// so a head the front end refuses gets the front end's status.
 pub fn run_request(rules: &RuleSet, req: &ftw::Request, front: Option<FrontEnd>) -> StageResult {
-    if let Some(status) = front.and_then(|f| f(&req.raw)) {
-        return StageResult {
-            status,
-            ..StageResult::default()
-        };
-    }
+    let refused = front.and_then(|f| f(&req.raw));
     let mut tx = rules.transaction();
     tx.connection(
         SocketAddr::from((Ipv4Addr::LOCALHOST, 40000)),
@@ -205,17 +205,34 @@ pub fn run_request(rules: &RuleSet, req: &ftw::Request, front: Option<FrontEnd>)
     let mut ids = Vec::new();
     for m in tx.matches().iter().filter(|m| m.logged) {
         ids.push(m.id);
+        // Escaped as the reference engines write their logs: one line per
+        // match, control characters as \xHH.
         log.push_str(&format!(
             "Matched at {}. [id \"{}\"] [msg \"{}\"] [data \"{}\"]\n",
-            m.var_name, m.id, m.msg, m.logdata
+            escape(&m.var_name),
+            m.id,
+            escape(&m.msg),
+            escape(&m.logdata)
         ));
     }
     StageResult {
-        status: status.unwrap_or(200),
+        status: refused.or(status).unwrap_or(200),
         ids,
         log,
         response,
     }
+}
+
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            out.push_str(&format!("\\x{:02x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The test backend: `/reflect` answers with the status, headers and body

@@ -108,6 +108,8 @@ impl Transaction<'_> {
             Var::RequestFilename => Some(d.filename.clone()),
             Var::RequestBasename => Some(d.basename.clone()),
             Var::RequestMethod => Some(d.method.clone()),
+            // A request line without a version is HTTP/0.9 by definition.
+            Var::RequestProtocol if d.protocol.is_empty() => Some(Bytes::from_static(b"HTTP/0.9")),
             Var::RequestProtocol => Some(d.protocol.clone()),
             Var::QueryString => Some(d.query.clone()),
             Var::RequestLine => {
@@ -115,10 +117,10 @@ impl Transaction<'_> {
                 l.extend_from_slice(&d.method);
                 l.push(b' ');
                 l.extend_from_slice(&d.uri);
-                if !d.protocol.is_empty() {
-                    l.push(b' ');
-                    l.extend_from_slice(&d.protocol);
-                }
+                // As sent: a request line without a version still has the
+                // space before it.
+                l.push(b' ');
+                l.extend_from_slice(&d.protocol);
                 Some(Bytes::from(l))
             }
             Var::RequestBody => d.request_body_var.clone(),
