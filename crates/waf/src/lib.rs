@@ -8,6 +8,7 @@ pub mod body;
 pub mod conformance;
 pub mod crs;
 mod error;
+pub mod libinjection;
 mod macros;
 pub mod operators;
 pub mod rule;

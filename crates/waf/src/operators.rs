@@ -277,7 +277,17 @@ impl Operator {
                     .or_else(|| cx.remote_addr());
                 addr.is_some_and(|a| nets.iter().any(|n| n.contains(&a)))
             }
-            Op::DetectSqli | Op::DetectXss => false,
+            Op::DetectSqli => match crate::libinjection::sqli::detect(value) {
+                None => false,
+                Some(fingerprint) => {
+                    if let Some(caps) = captures {
+                        caps.clear();
+                        caps.push(fingerprint);
+                    }
+                    true
+                }
+            },
+            Op::DetectXss => crate::libinjection::xss::detect(value),
             Op::Unconditional => true,
             Op::NoMatch => false,
         }
@@ -387,6 +397,12 @@ mod tests {
         assert!(!op("@validateUrlEncoding").test(b"%41%42", &Cx, None));
         assert!(op("@validateUtf8Encoding").test(b"\xc0\xaf", &Cx, None));
         assert!(op("@ipMatch 10.0.0.0/8,::1").test(b"10.9.9.9", &Cx, None));
+        let mut caps = Vec::new();
+        assert!(op("@detectSQLi").test(b"1' OR '1'='1", &Cx, Some(&mut caps)));
+        assert_eq!(caps, vec![b"s&sos".to_vec()]);
+        assert!(!op("@detectSQLi").test(b"O'Brien", &Cx, None));
+        assert!(op("@detectXSS").test(b"<script>alert(1)</script>", &Cx, None));
+        assert!(!op("@detectXSS").test(b"<b>hi</b>", &Cx, None));
         assert!(!op("@ipMatch 192.168.0.1").test(b"10.9.9.9", &Cx, None));
     }
 

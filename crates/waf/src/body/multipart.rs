@@ -251,18 +251,15 @@ fn disposition(value: &[u8], p: &mut Parsed) -> Option<(Vec<u8>, Option<Vec<u8>>
             }
             (v, after.get(end..).unwrap_or(&[]))
         };
-        match key.as_slice() {
-            b"name" => {
-                if name.replace(val).is_some() {
-                    p.fail("a part names its field twice");
-                }
-            }
-            b"filename" | b"filename*" => {
-                if filename.replace(val).is_some() {
-                    p.fail("a part names its file twice");
-                }
-            }
-            _ => {}
+        let slot = match key.as_slice() {
+            b"name" => Some(&mut name),
+            b"filename" | b"filename*" => Some(&mut filename),
+            _ => None,
+        };
+        if let Some(slot) = slot
+            && slot.replace(val).is_some()
+        {
+            p.fail("a part repeats its name or filename");
         }
         rest_raw = remaining;
     }

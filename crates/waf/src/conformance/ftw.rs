@@ -302,10 +302,7 @@ fn framed_body(headers: &[(Vec<u8>, Vec<u8>)], rest: &[u8]) -> Vec<u8> {
     if get(b"transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case(b"chunked")) {
         let mut out = Vec::new();
         let mut at = rest;
-        loop {
-            let Some(nl) = memchr::memchr(b'\n', at) else {
-                break;
-            };
+        while let Some(nl) = memchr::memchr(b'\n', at) {
             let line = at.get(..nl).unwrap_or(&[]).trim_ascii();
             let size_text = line.split(|&b| b == b';').next().unwrap_or(&[]);
             let Some(size) = std::str::from_utf8(size_text)

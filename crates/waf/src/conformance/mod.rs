@@ -239,13 +239,19 @@ fn escape(s: &str) -> String {
 /// the JSON request body asks for; anything else gets an empty 200.
 fn backend(req: &ftw::Request) -> (u16, Vec<(String, String)>, Vec<u8>) {
     let path = req.uri.split(|&b| b == b'?').next().unwrap_or(&[]);
-    if path == b"/reflect" {
-        if let Ok(spec) = serde_json::from_slice::<serde_json::Value>(&req.body) {
-            let status = spec["status"]
+    if path == b"/reflect"
+        && let Ok(spec) = serde_json::from_slice::<serde_json::Value>(&req.body)
+    {
+        {
+            let status = spec
+                .get("status")
+                .unwrap_or(&serde_json::Value::Null)
                 .as_u64()
                 .and_then(|s| u16::try_from(s).ok())
                 .unwrap_or(200);
-            let mut headers: Vec<(String, String)> = spec["headers"]
+            let mut headers: Vec<(String, String)> = spec
+                .get("headers")
+                .unwrap_or(&serde_json::Value::Null)
                 .as_object()
                 .map(|h| {
                     h.iter()
@@ -258,7 +264,14 @@ fn backend(req: &ftw::Request) -> (u16, Vec<(String, String)>, Vec<u8>) {
                         .collect()
                 })
                 .unwrap_or_default();
-            let body = match (spec["body"].as_str(), spec["encodedBody"].as_str()) {
+            let body = match (
+                spec.get("body")
+                    .unwrap_or(&serde_json::Value::Null)
+                    .as_str(),
+                spec.get("encodedBody")
+                    .unwrap_or(&serde_json::Value::Null)
+                    .as_str(),
+            ) {
                 (_, Some(enc)) => base64::engine::general_purpose::STANDARD
                     .decode(enc)
                     .unwrap_or_default(),
@@ -331,10 +344,10 @@ fn check(output: &ftw::Output, got: &StageResult) -> Result<(), String> {
             return Err(format!("log matches /{re}/:\n{}", got.log));
         }
     }
-    if let Some(want) = &output.response_contains {
-        if !String::from_utf8_lossy(&got.response).contains(want.as_str()) {
-            return Err(format!("response does not contain {want:?}"));
-        }
+    if let Some(want) = &output.response_contains
+        && !String::from_utf8_lossy(&got.response).contains(want.as_str())
+    {
+        return Err(format!("response does not contain {want:?}"));
     }
     Ok(())
 }

@@ -71,16 +71,16 @@ impl<'r> Transaction<'r> {
             }
             return;
         }
-        if let Some(k) = key {
-            if matches!(
+        if let Some(k) = key
+            && matches!(
                 var,
                 Var::Tx | Var::Ip | Var::Global | Var::Session | Var::User | Var::Resource
-            ) {
-                if let Some(v) = self.vars.get(&(var, k.into())) {
-                    out.extend_from_slice(v);
-                }
-                return;
+            )
+        {
+            if let Some(v) = self.vars.get(&(var, k.into())) {
+                out.extend_from_slice(v);
             }
+            return;
         }
         let sel = match key {
             Some(k) => Selector::Key(k.to_string()),

@@ -15,12 +15,12 @@ fn percent_decode_path(s: &[u8]) -> Vec<u8> {
     let mut i = 0;
     while let Some(&c) = s.get(i) {
         let hex = |b: Option<&u8>| b.and_then(|b| (*b as char).to_digit(16));
-        if c == b'%' {
-            if let (Some(h), Some(l)) = (hex(s.get(i + 1)), hex(s.get(i + 2))) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
+        if c == b'%'
+            && let (Some(h), Some(l)) = (hex(s.get(i + 1)), hex(s.get(i + 2)))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+            continue;
         }
         out.push(c);
         i += 1;

@@ -1,0 +1,513 @@
+//! SQL injection detection the libinjection way: tokenize the input as SQL
+//! (as-is, and as if it started inside a quoted string), fold the tokens
+//! into at most five, and look the resulting fingerprint up among those
+//! of known attacks.
+
+// The folding rules are a port: each branch mirrors one case of the
+// reference in the reference's order, which decides which case wins, so
+// branches with equal bodies stay apart.
+#![allow(clippy::if_same_then_else)]
+
+mod data;
+pub mod tokens;
+
+use tokens::*;
+
+const MAX_TOKENS: usize = 5;
+
+impl State<'_> {
+    fn tokenize_into(&mut self, slot: usize) -> bool {
+        self.current = slot;
+        self.tokenize()
+    }
+
+    fn t(&self, i: usize) -> &Token {
+        self.tokens.get(i).unwrap_or(&self.spare)
+    }
+
+    fn tm(&mut self, i: usize) -> &mut Token {
+        match self.tokens.get_mut(i) {
+            Some(t) => t,
+            None => &mut self.spare,
+        }
+    }
+
+    fn copy(&mut self, to: usize, from: usize) {
+        let t = *self.t(from);
+        *self.tm(to) = t;
+    }
+
+    /// Two words that together form a keyword ("UNION ALL") become one.
+    fn merge_words(&mut self, a: usize, b: usize) -> bool {
+        let (ta, tb) = (*self.t(a), *self.t(b));
+        let word_a = matches!(
+            ta.kind,
+            KEYWORD | BAREWORD | OPERATOR | UNION | FUNCTION | EXPRESSION | TSQL | SQLTYPE
+        );
+        let word_b = matches!(
+            tb.kind,
+            KEYWORD
+                | BAREWORD
+                | OPERATOR
+                | UNION
+                | FUNCTION
+                | EXPRESSION
+                | TSQL
+                | SQLTYPE
+                | LOGIC_OPERATOR
+        );
+        if !word_a || !word_b {
+            return false;
+        }
+        let size = ta.len + tb.len + 1;
+        if size >= TOKEN_SIZE {
+            return false;
+        }
+        let mut tmp = Vec::with_capacity(size);
+        tmp.extend_from_slice(ta.value());
+        tmp.push(b' ');
+        tmp.extend_from_slice(tb.value());
+        match data::data().keyword(&tmp) {
+            Some(kind) => {
+                self.tm(a).assign(kind, ta.pos, &tmp);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Folds the token stream; returns how many tokens make the fingerprint.
+    pub fn fold(&mut self) -> usize {
+        let mut last_comment = Token::default();
+        let mut pos = 0usize;
+        let mut left = 0usize;
+        let mut more;
+        // Skip leading comments, '(' , SQL types and unary operators.
+        loop {
+            more = self.tokenize_into(0);
+            let t = self.t(0);
+            if !(t.kind == COMMENT || t.kind == LEFTPARENS || t.kind == SQLTYPE || t.is_unary_op())
+                || !more
+            {
+                break;
+            }
+        }
+        if !more {
+            return 0;
+        }
+        pos += 1;
+        loop {
+            if pos >= MAX_TOKENS {
+                let k = |i: usize| self.t(i).kind;
+                if (k(0) == NUMBER
+                    && (k(1) == OPERATOR || k(1) == COMMA)
+                    && k(2) == LEFTPARENS
+                    && k(3) == NUMBER
+                    && k(4) == RIGHTPARENS)
+                    || (k(0) == BAREWORD
+                        && k(1) == OPERATOR
+                        && k(2) == LEFTPARENS
+                        && (k(3) == BAREWORD || k(3) == NUMBER)
+                        && k(4) == RIGHTPARENS)
+                    || (k(0) == NUMBER
+                        && k(1) == RIGHTPARENS
+                        && k(2) == COMMA
+                        && k(3) == LEFTPARENS
+                        && k(4) == NUMBER)
+                    || (k(0) == BAREWORD
+                        && k(1) == RIGHTPARENS
+                        && k(2) == OPERATOR
+                        && k(3) == LEFTPARENS
+                        && k(4) == BAREWORD)
+                {
+                    if pos > MAX_TOKENS {
+                        self.copy(1, MAX_TOKENS);
+                        pos = 2;
+                    } else {
+                        pos = 1;
+                    }
+                    left = 0;
+                }
+            }
+            if !more || left >= MAX_TOKENS {
+                left = pos;
+                break;
+            }
+            // Up to two tokens.
+            while more && pos <= MAX_TOKENS && pos - left < 2 {
+                more = self.tokenize_into(pos);
+                if more {
+                    if self.t(pos).kind == COMMENT {
+                        last_comment = *self.t(pos);
+                    } else {
+                        last_comment.kind = 0;
+                        pos += 1;
+                    }
+                }
+            }
+            if pos - left < 2 {
+                left = pos;
+                continue;
+            }
+            let (a, b) = (*self.t(left), *self.t(left + 1));
+            if a.kind == STRING && b.kind == STRING {
+                pos -= 1;
+                self.stats_folds += 1;
+                continue;
+            } else if a.kind == SEMICOLON && b.kind == SEMICOLON {
+                pos -= 1;
+                self.stats_folds += 1;
+                continue;
+            } else if (a.kind == OPERATOR || a.kind == LOGIC_OPERATOR)
+                && (b.is_unary_op() || b.kind == SQLTYPE)
+            {
+                pos -= 1;
+                self.stats_folds += 1;
+                left = 0;
+                continue;
+            } else if a.kind == LEFTPARENS && b.is_unary_op() {
+                pos -= 1;
+                self.stats_folds += 1;
+                left = left.saturating_sub(1);
+                continue;
+            } else if self.merge_words(left, left + 1) {
+                pos -= 1;
+                self.stats_folds += 1;
+                left = left.saturating_sub(1);
+                continue;
+            } else if a.kind == SEMICOLON
+                && b.kind == FUNCTION
+                && matches!(b.val_at(0), b'I' | b'i')
+                && matches!(b.val_at(1), b'F' | b'f')
+            {
+                // T-SQL's IF statement after a semicolon.
+                self.tm(left + 1).kind = TSQL;
+                continue;
+            } else if (a.kind == BAREWORD || a.kind == VARIABLE)
+                && b.kind == LEFTPARENS
+                && [
+                    "USER_ID",
+                    "USER_NAME",
+                    "DATABASE",
+                    "PASSWORD",
+                    "USER",
+                    "CURRENT_USER",
+                    "CURRENT_DATE",
+                    "CURRENT_TIME",
+                    "CURRENT_TIMESTAMP",
+                    "LOCALTIME",
+                    "LOCALTIMESTAMP",
+                ]
+                .iter()
+                .any(|w| a.is(w))
+            {
+                self.tm(left).kind = FUNCTION;
+                continue;
+            } else if a.kind == KEYWORD && (a.is("IN") || a.is("NOT IN")) {
+                self.tm(left).kind = if b.kind == LEFTPARENS {
+                    OPERATOR
+                } else {
+                    BAREWORD
+                };
+                continue;
+            } else if a.kind == OPERATOR && (a.is("LIKE") || a.is("NOT LIKE")) {
+                if b.kind == LEFTPARENS {
+                    self.tm(left).kind = FUNCTION;
+                }
+            } else if a.kind == SQLTYPE
+                && matches!(
+                    b.kind,
+                    BAREWORD | NUMBER | SQLTYPE | LEFTPARENS | FUNCTION | VARIABLE | STRING
+                )
+            {
+                self.copy(left, left + 1);
+                pos -= 1;
+                self.stats_folds += 1;
+                left = 0;
+                continue;
+            } else if a.kind == COLLATE && b.kind == BAREWORD {
+                if b.value().contains(&b'_') {
+                    self.tm(left + 1).kind = SQLTYPE;
+                    left = 0;
+                }
+            } else if a.kind == BACKSLASH {
+                if b.is_arithmetic_op() {
+                    self.tm(left).kind = NUMBER;
+                } else {
+                    self.copy(left, left + 1);
+                    pos -= 1;
+                    self.stats_folds += 1;
+                }
+                left = 0;
+                continue;
+            } else if (a.kind == LEFTPARENS && b.kind == LEFTPARENS)
+                || (a.kind == RIGHTPARENS && b.kind == RIGHTPARENS)
+            {
+                pos -= 1;
+                left = 0;
+                self.stats_folds += 1;
+                continue;
+            } else if a.kind == LEFTBRACE && b.kind == BAREWORD {
+                if b.len == 0 {
+                    self.tm(left + 1).kind = EVIL;
+                    return left + 2;
+                }
+                left = 0;
+                pos -= 2;
+                self.stats_folds += 2;
+                continue;
+            } else if b.kind == RIGHTBRACE {
+                pos -= 1;
+                left = 0;
+                self.stats_folds += 1;
+                continue;
+            }
+            // Nothing folded two tokens: get a third.
+            while more && pos <= MAX_TOKENS && pos - left < 3 {
+                more = self.tokenize_into(pos);
+                if more {
+                    if self.t(pos).kind == COMMENT {
+                        last_comment = *self.t(pos);
+                    } else {
+                        last_comment.kind = 0;
+                        pos += 1;
+                    }
+                }
+            }
+            if pos - left < 3 {
+                left = pos;
+                continue;
+            }
+            let (a, b, c) = (*self.t(left), *self.t(left + 1), *self.t(left + 2));
+            if a.kind == NUMBER && b.kind == OPERATOR && c.kind == NUMBER {
+                pos -= 2;
+                left = 0;
+                continue;
+            } else if a.kind == OPERATOR && b.kind != LEFTPARENS && c.kind == OPERATOR {
+                left = 0;
+                pos -= 2;
+                continue;
+            } else if a.kind == LOGIC_OPERATOR && c.kind == LOGIC_OPERATOR {
+                pos -= 2;
+                left = 0;
+                continue;
+            } else if a.kind == VARIABLE
+                && b.kind == OPERATOR
+                && matches!(c.kind, VARIABLE | NUMBER | BAREWORD)
+            {
+                pos -= 2;
+                left = 0;
+                continue;
+            } else if matches!(a.kind, BAREWORD | NUMBER)
+                && b.kind == OPERATOR
+                && matches!(c.kind, NUMBER | BAREWORD)
+            {
+                pos -= 2;
+                left = 0;
+                continue;
+            } else if matches!(a.kind, BAREWORD | NUMBER | VARIABLE | STRING)
+                && b.kind == OPERATOR
+                && b.value() == b"::"
+                && c.kind == SQLTYPE
+            {
+                pos -= 2;
+                left = 0;
+                self.stats_folds += 2;
+                continue;
+            } else if matches!(a.kind, BAREWORD | NUMBER | STRING | VARIABLE)
+                && b.kind == COMMA
+                && matches!(c.kind, NUMBER | BAREWORD | STRING | VARIABLE)
+            {
+                pos -= 2;
+                left = 0;
+                continue;
+            } else if matches!(a.kind, EXPRESSION | GROUP | COMMA)
+                && b.is_unary_op()
+                && c.kind == LEFTPARENS
+            {
+                self.copy(left + 1, left + 2);
+                pos -= 1;
+                left = 0;
+                continue;
+            } else if matches!(a.kind, KEYWORD | EXPRESSION | GROUP)
+                && b.is_unary_op()
+                && matches!(c.kind, NUMBER | BAREWORD | VARIABLE | STRING | FUNCTION)
+            {
+                self.copy(left + 1, left + 2);
+                pos -= 1;
+                left = 0;
+                continue;
+            } else if a.kind == COMMA
+                && b.is_unary_op()
+                && matches!(c.kind, NUMBER | BAREWORD | VARIABLE | STRING)
+            {
+                self.copy(left + 1, left + 2);
+                left = 0;
+                pos = pos.saturating_sub(3);
+                continue;
+            } else if a.kind == COMMA && b.is_unary_op() && c.kind == FUNCTION {
+                self.copy(left + 1, left + 2);
+                pos -= 1;
+                left = 0;
+                continue;
+            } else if a.kind == BAREWORD && b.kind == DOT && c.kind == BAREWORD {
+                pos -= 2;
+                left = 0;
+                continue;
+            } else if a.kind == EXPRESSION && b.kind == DOT && c.kind == BAREWORD {
+                self.copy(left + 1, left + 2);
+                pos -= 1;
+                left = 0;
+                continue;
+            } else if a.kind == FUNCTION && b.kind == LEFTPARENS && c.kind != RIGHTPARENS {
+                // USER(x) is not the zero-argument function.
+                if a.is("USER") {
+                    self.tm(left).kind = BAREWORD;
+                }
+            }
+            left += 1;
+        }
+        if left < MAX_TOKENS && last_comment.kind == COMMENT {
+            *self.tm(left) = last_comment;
+            left += 1;
+        }
+        left.min(MAX_TOKENS)
+    }
+
+    /// Tokenizes and folds under `flags`; returns the fingerprint.
+    pub fn fingerprint(&mut self, flags: u32) -> Vec<u8> {
+        let s = self.s;
+        *self = State::new(s, flags);
+        let n = self.fold();
+        if n > 2 {
+            let last = self.t(n - 1);
+            if last.kind == BAREWORD
+                && last.str_open == b'`'
+                && last.len == 0
+                && last.str_close == 0
+            {
+                self.tm(n - 1).kind = COMMENT;
+            }
+        }
+        let fp: Vec<u8> = (0..n).map(|i| self.t(i).kind).collect();
+        if fp.contains(&EVIL) {
+            let first = self.tm(0);
+            *first = Token::default();
+            first.assign(EVIL, 0, &[EVIL]);
+            self.tm(1).kind = 0;
+            return vec![EVIL];
+        }
+        fp
+    }
+
+    /// A known injection fingerprint, not explained away by the
+    /// false-positive checks.
+    fn is_attack(&self, fp: &[u8]) -> bool {
+        if fp.is_empty() {
+            return false;
+        }
+        if !data::data().is_fingerprint(fp) {
+            return false;
+        }
+        self.not_whitelisted(fp)
+    }
+
+    fn not_whitelisted(&self, fp: &[u8]) -> bool {
+        let n = fp.len();
+        if n > 1
+            && fp.last() == Some(&COMMENT)
+            && memchr::memmem::find(self.s, b"sp_password").is_some()
+        {
+            return true;
+        }
+        let (t0, t1, t2) = (self.t(0), self.t(1), self.t(2));
+        match n {
+            2 => {
+                if fp.get(1) == Some(&UNION) {
+                    return self.stats_tokens != 2;
+                }
+                if t1.val_at(0) == b'#' {
+                    return false;
+                }
+                if t0.kind == BAREWORD && t1.kind == COMMENT && t1.val_at(0) != b'/' {
+                    return false;
+                }
+                if t0.kind == NUMBER && t1.kind == COMMENT && t1.val_at(0) == b'/' {
+                    return true;
+                }
+                if t0.kind == NUMBER && t1.kind == COMMENT {
+                    if self.stats_tokens > 2 {
+                        return true;
+                    }
+                    let at = |i: usize| self.s.get(i).copied().unwrap_or(0);
+                    let ch = at(t0.len);
+                    if ch <= 32 {
+                        return true;
+                    }
+                    if ch == b'/' && at(t0.len + 1) == b'*' {
+                        return true;
+                    }
+                    if ch == b'-' && at(t0.len + 1) == b'-' {
+                        return true;
+                    }
+                    return false;
+                }
+                if t1.len > 2 && t1.val_at(0) == b'-' {
+                    return false;
+                }
+            }
+            3 => {
+                if fp == b"sos" || fp == b"s&s" {
+                    return t0.str_open == 0 && t2.str_close == 0 && t0.str_close == t2.str_open;
+                } else if [&b"s&n"[..], b"n&1", b"1&1", b"1&v", b"1&s"].contains(&fp) {
+                    if self.stats_tokens == 3 {
+                        return false;
+                    }
+                } else if t1.kind == KEYWORD
+                    && (t1.len < 5 || !t1.val.get(..4).unwrap_or(&[]).eq_ignore_ascii_case(b"INTO"))
+                {
+                    // Only INTO OUTFILE / INTO DUMPFILE is an attack here.
+                    return false;
+                }
+            }
+            _ => {}
+        }
+        true
+    }
+}
+
+/// The outcome of a detection: whether it is an attack and the
+/// fingerprint that decided it.
+pub fn detect(input: &[u8]) -> Option<Vec<u8>> {
+    if input.is_empty() {
+        return None;
+    }
+    let mut st = State::new(input, 0);
+    let try_flags = |st: &mut State<'_>, flags: u32| {
+        let fp = st.fingerprint(flags);
+        st.is_attack(&fp).then_some(fp)
+    };
+    let mysql_again = |st: &State<'_>| st.stats_comment_ddx > 0 || st.stats_comment_hash > 0;
+    if let Some(fp) = try_flags(&mut st, FLAG_QUOTE_NONE | FLAG_SQL_ANSI) {
+        return Some(fp);
+    } else if mysql_again(&st)
+        && let Some(fp) = try_flags(&mut st, FLAG_QUOTE_NONE | FLAG_SQL_MYSQL)
+    {
+        return Some(fp);
+    }
+    if memchr::memchr(b'\'', input).is_some() {
+        if let Some(fp) = try_flags(&mut st, FLAG_QUOTE_SINGLE | FLAG_SQL_ANSI) {
+            return Some(fp);
+        } else if mysql_again(&st)
+            && let Some(fp) = try_flags(&mut st, FLAG_QUOTE_SINGLE | FLAG_SQL_MYSQL)
+        {
+            return Some(fp);
+        }
+    }
+    if memchr::memchr(b'"', input).is_some()
+        && let Some(fp) = try_flags(&mut st, FLAG_QUOTE_DOUBLE | FLAG_SQL_MYSQL)
+    {
+        return Some(fp);
+    }
+    None
+}
