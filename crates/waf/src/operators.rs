@@ -249,7 +249,7 @@ impl Operator {
                     true
                 }
             },
-            Op::StrEq(m) => value == with(cx, m).as_slice(),
+            Op::StrEq(m) => value == &*with(cx, m),
             Op::Contains(m) => {
                 let p = with(cx, m);
                 found(value, &p, captures)
@@ -294,10 +294,12 @@ impl Operator {
     }
 }
 
-fn with(cx: &dyn Context, m: &Macro) -> Vec<u8> {
+/// A parameter's value: borrowed when it is literal text (the common
+/// case), expanded when it holds macros.
+fn with<'m>(cx: &dyn Context, m: &'m Macro) -> std::borrow::Cow<'m, [u8]> {
     match m.literal() {
-        Some(l) => l.to_vec(),
-        None => cx.expand(m),
+        Some(l) => std::borrow::Cow::Borrowed(l),
+        None => std::borrow::Cow::Owned(cx.expand(m)),
     }
 }
 

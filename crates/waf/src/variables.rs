@@ -129,7 +129,7 @@ variables! {
 #[derive(Debug, Clone)]
 pub enum Selector {
     All,
-    /// One key, compared without regard to ASCII case.
+    /// One key (in lower case), compared without regard to ASCII case.
     Key(String),
     /// Keys matching a regular expression (`/.../`).
     Regex(Regex),
@@ -264,7 +264,9 @@ fn parse_selector(var: Var, key: &str) -> Result<Selector, String> {
             .map_err(|e| format!("bad key expression /{pattern}/: {e}"))?;
         return Ok(Selector::Regex(re));
     }
-    Ok(Selector::Key(key.to_string()))
+    // Keys compare without case; stored in lower case so collections kept
+    // in lower case (TX) are looked up directly.
+    Ok(Selector::Key(key.to_ascii_lowercase()))
 }
 
 #[cfg(test)]

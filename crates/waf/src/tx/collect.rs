@@ -1,48 +1,47 @@
-//! Resolving a rule's targets to the values it inspects.
+//! Resolving a rule's targets to the values it inspects. Values are lent
+//! straight from the transaction, so a rule that matches nothing costs no
+//! allocation.
+
+use std::borrow::Cow;
 
 use bytes::Bytes;
 
-use super::{Pair, Transaction};
+use super::Transaction;
 use crate::rule::{Rule, in_ranges};
 use crate::variables::{Selector, Target, Var};
 
-/// One value to inspect: which variable and key it came from.
-#[derive(Debug, Clone)]
-pub struct Item {
-    pub var: Var,
-    pub key: Bytes,
-    pub value: Bytes,
-}
-
-impl Item {
-    /// `ARGS:id`, or `REQUEST_URI` for single-valued variables.
-    pub fn name(&self) -> Bytes {
-        if self.var.is_collection() && !self.key.is_empty() {
-            let mut n = Vec::with_capacity(self.var.name().len() + 1 + self.key.len());
-            n.extend_from_slice(self.var.name().as_bytes());
-            n.push(b':');
-            n.extend_from_slice(&self.key);
-            Bytes::from(n)
-        } else {
-            Bytes::from_static(self.var.name().as_bytes())
-        }
+/// `ARGS:id`, or `REQUEST_URI` for single-valued variables.
+pub fn value_name(var: Var, key: &[u8]) -> Bytes {
+    if var.is_collection() && !key.is_empty() {
+        let mut n = Vec::with_capacity(var.name().len() + 1 + key.len());
+        n.extend_from_slice(var.name().as_bytes());
+        n.push(b':');
+        n.extend_from_slice(key);
+        Bytes::from(n)
+    } else {
+        Bytes::from_static(var.name().as_bytes())
     }
 }
 
-fn from_str(s: String) -> Bytes {
-    Bytes::from(s.into_bytes())
+fn num(n: usize) -> Option<Cow<'static, [u8]>> {
+    Some(Cow::Owned(n.to_string().into_bytes()))
+}
+
+fn flag(v: bool) -> Option<Cow<'static, [u8]>> {
+    Some(Cow::Borrowed(if v { b"1" } else { b"0" }))
 }
 
 impl Transaction<'_> {
-    /// Calls `f` with each (key, value) of a collection.
-    pub(crate) fn each(&self, var: Var, sel: &Selector, f: &mut dyn FnMut(&Bytes, &Bytes)) {
+    /// Calls `f` with each (key, value) of a collection the selector may
+    /// want; callers still check the key.
+    pub(crate) fn each(&self, var: Var, sel: &Selector, f: &mut dyn FnMut(&[u8], &[u8])) {
         let d = &self.data;
-        let pairs = |list: &[Pair], f: &mut dyn FnMut(&Bytes, &Bytes)| {
+        let pairs = |list: &[super::Pair], f: &mut dyn FnMut(&[u8], &[u8])| {
             for (k, v) in list {
                 f(k, v);
             }
         };
-        let names = |list: &[Pair], f: &mut dyn FnMut(&Bytes, &Bytes)| {
+        let names = |list: &[super::Pair], f: &mut dyn FnMut(&[u8], &[u8])| {
             for (k, _) in list {
                 f(k, k);
             }
@@ -77,64 +76,75 @@ impl Transaction<'_> {
                     Selector::XPath(x) => x.as_str(),
                     _ => "/*",
                 };
-                let k = Bytes::copy_from_slice(key.as_bytes());
                 let list = if key == "//@*" {
                     &d.xml_attrs
                 } else {
                     &d.xml_text
                 };
                 for v in list {
-                    f(&k, v);
+                    f(key.as_bytes(), v);
                 }
             }
-            Var::Tx | Var::Ip | Var::Global | Var::Session | Var::User | Var::Resource => {
-                for ((v, k), value) in &self.vars {
-                    if *v == var {
-                        f(&Bytes::copy_from_slice(k.as_bytes()), value);
+            v if super::vars::is_writable(v) => match sel {
+                // Keys are stored in lower case, and so are selectors.
+                Selector::Key(k) => {
+                    if let Some(value) = self.vars.get(v, k) {
+                        f(k.as_bytes(), value);
                     }
                 }
-            }
+                _ => {
+                    for (k, value) in self.vars.iter(v) {
+                        f(k.as_bytes(), value);
+                    }
+                }
+            },
             _ => {}
         }
     }
 
     /// The value of a single-valued variable, if it has one now.
-    pub(crate) fn scalar(&self, var: Var) -> Option<Bytes> {
+    pub(crate) fn scalar(&self, var: Var) -> Option<Cow<'_, [u8]>> {
         let d = &self.data;
-        let flag = |v: bool| Some(Bytes::from_static(if v { b"1" } else { b"0" }));
-        let num = |n: usize| Some(from_str(n.to_string()));
+        fn b(v: &Bytes) -> Option<Cow<'_, [u8]>> {
+            Some(Cow::Borrowed(&v[..]))
+        }
         match var {
-            Var::RequestUri | Var::RequestUriRaw => Some(d.uri.clone()),
-            Var::RequestFilename => Some(d.filename.clone()),
-            Var::RequestBasename => Some(d.basename.clone()),
-            Var::RequestMethod => Some(d.method.clone()),
-            // A request line without a version is HTTP/0.9 by definition.
-            Var::RequestProtocol if d.protocol.is_empty() => Some(Bytes::from_static(b"HTTP/0.9")),
-            Var::RequestProtocol => Some(d.protocol.clone()),
-            Var::QueryString => Some(d.query.clone()),
+            Var::RequestUri | Var::RequestUriRaw => b(&d.uri),
+            Var::RequestFilename => b(&d.filename),
+            Var::RequestBasename => b(&d.basename),
+            Var::RequestMethod => b(&d.method),
+            Var::RequestProtocol if d.protocol.is_empty() => {
+                // A request line without a version is HTTP/0.9 by definition.
+                Some(Cow::Borrowed(b"HTTP/0.9"))
+            }
+            Var::RequestProtocol => b(&d.protocol),
+            Var::QueryString => b(&d.query),
             Var::RequestLine => {
+                // As sent: a request line without a version still has the
+                // space before it.
                 let mut l = Vec::with_capacity(d.method.len() + d.uri.len() + d.protocol.len() + 2);
                 l.extend_from_slice(&d.method);
                 l.push(b' ');
                 l.extend_from_slice(&d.uri);
-                // As sent: a request line without a version still has the
-                // space before it.
                 l.push(b' ');
                 l.extend_from_slice(&d.protocol);
-                Some(Bytes::from(l))
+                Some(Cow::Owned(l))
             }
-            Var::RequestBody => d.request_body_var.clone(),
+            Var::RequestBody => d.request_body_var.as_ref().and_then(b),
             Var::RequestBodyLength => num(d.request_body.len()),
             // Empty rather than absent without a processor, so that a
             // negated test of it can match.
-            Var::ReqbodyProcessor => Some(
-                self.body_processor()
-                    .map_or_else(Bytes::new, |p| Bytes::from_static(p.name().as_bytes())),
-            ),
+            Var::ReqbodyProcessor => Some(Cow::Borrowed(
+                self.body_processor().map_or(&b""[..], |p| p.name().as_bytes()),
+            )),
             Var::ReqbodyError => flag(d.body_flags.error.is_some()),
-            Var::ReqbodyErrorMsg => d.body_flags.error.clone().map(from_str),
+            Var::ReqbodyErrorMsg => d.body_flags.error.as_ref().map(|e| Cow::Borrowed(e.as_bytes())),
             Var::ReqbodyProcessorError => flag(d.body_flags.processor_error.is_some()),
-            Var::ReqbodyProcessorErrorMsg => d.body_flags.processor_error.clone().map(from_str),
+            Var::ReqbodyProcessorErrorMsg => d
+                .body_flags
+                .processor_error
+                .as_ref()
+                .map(|e| Cow::Borrowed(e.as_bytes())),
             Var::InboundDataError | Var::OutboundDataError | Var::UrlencodedError => flag(false),
             Var::ArgsCombinedSize => num(d
                 .args_get
@@ -145,130 +155,111 @@ impl Transaction<'_> {
             Var::FilesCombinedSize => num(d
                 .file_sizes
                 .iter()
-                .map(|(_, v)| crate::operators::atoi(v).max(0) as usize)
+                .map(|(_, v)| usize::try_from(crate::operators::atoi(v)).unwrap_or(0))
                 .sum()),
-            Var::ResponseBody => d.response_body_var.clone(),
-            Var::ResponseStatus => d.response_status.map(|s| from_str(s.to_string())),
-            Var::ResponseProtocol => Some(d.response_protocol.clone()),
-            Var::ResponseContentType => d
-                .response_headers
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(b"content-type"))
-                .map(|(_, v)| v.clone()),
-            Var::ResponseContentLength => d
-                .response_headers
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(b"content-length"))
-                .map(|(_, v)| v.clone()),
-            Var::RemoteAddr => d.remote_addr.map(|a| from_str(a.to_string())),
+            Var::ResponseBody => d.response_body_var.as_ref().and_then(b),
+            Var::ResponseStatus => d.response_status.map(|s| Cow::Owned(s.to_string().into_bytes())),
+            Var::ResponseProtocol => b(&d.response_protocol),
+            Var::ResponseContentType | Var::ResponseContentLength => {
+                let name: &[u8] = if var == Var::ResponseContentType {
+                    b"content-type"
+                } else {
+                    b"content-length"
+                };
+                d.response_headers
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                    .and_then(|(_, v)| b(v))
+            }
+            Var::RemoteAddr => d.remote_addr.map(|a| Cow::Owned(a.to_string().into_bytes())),
             Var::RemotePort => num(usize::from(d.remote_port)),
-            Var::ServerAddr => d.server_addr.map(|a| from_str(a.to_string())),
+            Var::ServerAddr => d.server_addr.map(|a| Cow::Owned(a.to_string().into_bytes())),
             Var::ServerPort => num(usize::from(d.server_port)),
             Var::ServerName => d
                 .request_headers
                 .iter()
                 .find(|(k, _)| k.eq_ignore_ascii_case(b"host"))
-                .map(|(_, v)| v.clone()),
-            Var::UniqueId => Some(d.unique_id.clone()),
-            Var::MatchedVar => self.matched_var.as_ref().map(|(_, v)| v.clone()),
-            Var::MatchedVarName => self.matched_var.as_ref().map(|(n, _)| n.clone()),
+                .and_then(|(_, v)| b(v)),
+            Var::UniqueId => b(&d.unique_id),
+            Var::MatchedVar => self.matched_var.as_ref().and_then(|(_, v)| b(v)),
+            Var::MatchedVarName => self.matched_var.as_ref().and_then(|(n, _)| b(n)),
             Var::HighestSeverity => num(usize::from(self.highest_severity)),
             Var::MultipartStrictError => flag(
                 d.body_flags.multipart.values().any(|&v| v != 0)
                     || d.body_flags.processor_error.is_some(),
             ),
-            v if v.name().starts_with("MULTIPART_") => Some(from_str(
-                d.body_flags
-                    .multipart
-                    .get(&v)
-                    .copied()
-                    .unwrap_or(0)
-                    .to_string(),
-            )),
+            v if v.name().starts_with("MULTIPART_") => {
+                Some(Cow::Borrowed(match d.body_flags.multipart.get(&v) {
+                    Some(n) if *n != 0 => b"1",
+                    _ => b"0",
+                }))
+            }
             Var::TimeEpoch => std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .ok()
-                .map(|d| from_str(d.as_secs().to_string())),
+                .map(|t| Cow::Owned(t.as_secs().to_string().into_bytes())),
             _ => None,
         }
     }
 
     /// Whether a value of `var` under `key` is left out for this rule.
     fn excluded(&self, rule: &Rule, head: &Rule, var: Var, key: &[u8]) -> bool {
+        let o = &self.overrides;
         rule.targets
             .exclude
             .iter()
             .any(|(v, s)| *v == var && s.matches_key(key))
-            || self
-                .overrides
-                .removed_targets_by_id
+            || o.removed_targets_by_id
                 .iter()
                 .any(|(ids, v, s)| *v == var && in_ranges(ids, head.id) && s.matches_key(key))
-            || self
-                .overrides
-                .removed_targets_by_tag
+            || o.removed_targets_by_tag
                 .iter()
                 .any(|(tag, v, s)| *v == var && head.tags.contains(tag) && s.matches_key(key))
     }
 
-    /// Every value `rule` inspects, exclusions applied. `head` is the
-    /// first rule of its chain (its id and tags govern exclusions).
-    pub(crate) fn collect(&self, rule: &Rule, head: &Rule, out: &mut Vec<Item>) {
-        for t in &rule.targets.include {
-            self.collect_target(rule, head, t, out);
-        }
-    }
-
-    fn collect_target(&self, rule: &Rule, head: &Rule, t: &Target, out: &mut Vec<Item>) {
+    /// Calls `f(var, key, value)` for every value `rule` inspects through
+    /// target `t`, exclusions applied. `head` is the first rule of its
+    /// chain (its id and tags govern exclusions).
+    pub(crate) fn values(
+        &self,
+        rule: &Rule,
+        head: &Rule,
+        t: &Target,
+        f: &mut dyn FnMut(Var, &[u8], &[u8]),
+    ) {
+        let can_exclude = !rule.targets.exclude.is_empty()
+            || !self.overrides.removed_targets_by_id.is_empty()
+            || !self.overrides.removed_targets_by_tag.is_empty();
         if !t.var.is_collection() {
-            if let Some(value) = self.scalar(t.var) {
-                if t.count {
-                    out.push(Item {
-                        var: t.var,
-                        key: Bytes::new(),
-                        value: Bytes::from_static(b"1"),
-                    });
-                } else if !self.excluded(rule, head, t.var, b"") {
-                    out.push(Item {
-                        var: t.var,
-                        key: Bytes::new(),
-                        value,
-                    });
+            match self.scalar(t.var) {
+                Some(_) if t.count => f(t.var, b"", b"1"),
+                Some(v) => {
+                    if !can_exclude || !self.excluded(rule, head, t.var, b"") {
+                        f(t.var, b"", &v);
+                    }
                 }
-            } else if t.count {
-                out.push(Item {
-                    var: t.var,
-                    key: Bytes::new(),
-                    value: Bytes::from_static(b"0"),
-                });
+                None if t.count => f(t.var, b"", b"0"),
+                None => {}
             }
             return;
         }
         let mut count = 0usize;
-        let start = out.len();
         self.each(t.var, &t.selector, &mut |k, v| {
             let wanted = match &t.selector {
                 Selector::XPath(_) => true,
                 s => s.matches_key(k),
             };
-            if wanted && (t.count || !self.excluded(rule, head, t.var, k)) {
+            if !wanted {
+                return;
+            }
+            if t.count {
                 count += 1;
-                if !t.count {
-                    out.push(Item {
-                        var: t.var,
-                        key: k.clone(),
-                        value: v.clone(),
-                    });
-                }
+            } else if !can_exclude || !self.excluded(rule, head, t.var, k) {
+                f(t.var, k, v);
             }
         });
         if t.count {
-            out.truncate(start);
-            out.push(Item {
-                var: t.var,
-                key: Bytes::new(),
-                value: from_str(count.to_string()),
-            });
+            f(t.var, b"", count.to_string().as_bytes());
         }
     }
 }

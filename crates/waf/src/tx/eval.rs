@@ -3,7 +3,6 @@
 
 use bytes::Bytes;
 
-use super::collect::Item;
 use super::{Intervention, Transaction};
 use crate::macros::Macro;
 use crate::operators::{Captures, Context, atoi};
@@ -72,29 +71,24 @@ impl<'r> Transaction<'r> {
             return;
         }
         if let Some(k) = key
-            && matches!(
-                var,
-                Var::Tx | Var::Ip | Var::Global | Var::Session | Var::User | Var::Resource
-            )
+            && super::vars::is_writable(var)
         {
-            if let Some(v) = self.vars.get(&(var, k.into())) {
+            if let Some(v) = self.vars.get(var, k) {
                 out.extend_from_slice(v);
             }
             return;
         }
         let sel = match key {
-            Some(k) => Selector::Key(k.to_string()),
+            Some(k) => Selector::Key(k.to_ascii_lowercase()),
             None => Selector::All,
         };
-        let mut found: Option<Bytes> = None;
+        let mut found = false;
         self.each(var, &sel, &mut |k, v| {
-            if found.is_none() && sel.matches_key(k) {
-                found = Some(v.clone());
+            if !found && sel.matches_key(k) {
+                out.extend_from_slice(v);
+                found = true;
             }
         });
-        if let Some(v) = found {
-            out.extend_from_slice(&v);
-        }
     }
 
     fn removed(&self, rule: &Rule) -> bool {
@@ -209,88 +203,56 @@ impl<'r> Transaction<'r> {
         });
     }
 
-    /// Whether `rule` and the rest of its chain match. Actions other than
-    /// the disruptive one run at each match, as the reference engines do.
+    /// Whether `rule` and the rest of its chain match. Every value is
+    /// tested first (lending values, allocating nothing); then, for each
+    /// match in order, the matched variable and captures are set and the
+    /// rule's non-disruptive actions run, as the reference engines do.
     fn eval_rule(&mut self, rule: &'r Rule, head: &'r Rule) -> bool {
-        let mut items = std::mem::take(&mut self.items);
-        items.clear();
         if rule.targets.include.is_empty() {
             // SecAction, or a rule whose targets were all removed.
-            if rule.operator.test(b"", &*self, None) != rule.operator.negated {
-                self.run_effects(rule);
-            } else {
-                self.items = items;
+            if rule.operator.test(b"", &*self, None) == rule.operator.negated {
                 return false;
             }
+            self.run_effects(rule);
         } else {
-            self.collect(rule, head, &mut items);
-            let mut matched = false;
-            for item in &items {
-                if self.eval_item(rule, item) {
-                    matched = true;
-                }
+            let mut hits = std::mem::take(&mut self.hits);
+            let mut scratch = std::mem::take(&mut self.scratch);
+            hits.clear();
+            for t in &rule.targets.include {
+                self.values(rule, head, t, &mut |var, key, value| {
+                    test_value(self, rule, var, key, value, &mut scratch, &mut hits);
+                });
             }
-            if !matched {
-                self.items = items;
+            self.scratch = scratch;
+            if hits.is_empty() {
+                self.hits = hits;
                 return false;
             }
+            for hit in hits.drain(..) {
+                self.apply_hit(rule, hit);
+            }
+            self.hits = hits;
         }
-        self.items = items;
         match &rule.chain {
             Some(next) => self.eval_rule(next, head),
             None => true,
         }
     }
 
-    fn eval_item(&mut self, rule: &Rule, item: &Item) -> bool {
-        let mut scratch = std::mem::take(&mut self.scratch);
-        let mut matched = false;
-        if rule.multi_match {
-            // The value as it comes, then after every transformation that
-            // changes it.
-            let mut current: Vec<u8> = item.value.to_vec();
-            matched |= self.test_value(rule, item, &current);
-            for t in &rule.transforms {
-                scratch.clear();
-                if t.apply(&current, &mut scratch) {
-                    std::mem::swap(&mut current, &mut scratch);
-                    matched |= self.test_value(rule, item, &current);
-                }
-            }
-        } else {
-            let transformed = apply_all(&rule.transforms, &item.value, &mut scratch);
-            let value = transformed.as_deref().unwrap_or(&item.value);
-            matched = self.test_value(rule, item, value);
-        }
-        self.scratch = scratch;
-        matched
-    }
-
-    fn test_value(&mut self, rule: &Rule, item: &Item, value: &[u8]) -> bool {
-        let mut caps = rule.capture.then(Captures::new);
-        let hit = rule.operator.test(value, &*self, caps.as_mut()) != rule.operator.negated;
-        if !hit {
-            return false;
-        }
-        let name = item.name();
-        let value = Bytes::copy_from_slice(value);
-        self.matched_vars.push((name.clone(), value.clone()));
-        self.matched_var = Some((name, value));
-        if let Some(caps) = caps.filter(|c| !c.is_empty()) {
+    fn apply_hit(&mut self, rule: &Rule, hit: Hit) {
+        let value = Bytes::from(hit.value);
+        self.matched_vars.push((hit.name.clone(), value.clone()));
+        self.matched_var = Some((hit.name, value));
+        if let Some(caps) = hit.caps.filter(|c| !c.is_empty()) {
             for n in 0..10u8 {
-                let key: Box<str> = n.to_string().into();
+                let key = n.to_string();
                 match caps.get(usize::from(n)) {
-                    Some(c) => {
-                        self.vars.insert((Var::Tx, key), Bytes::copy_from_slice(c));
-                    }
-                    None => {
-                        self.vars.remove(&(Var::Tx, key));
-                    }
+                    Some(c) => self.vars.set(Var::Tx, &key, Bytes::copy_from_slice(c)),
+                    None => self.vars.remove(Var::Tx, &key),
                 }
             }
         }
         self.run_effects(rule);
-        true
     }
 
     fn run_effects(&mut self, rule: &Rule) {
@@ -298,25 +260,22 @@ impl<'r> Transaction<'r> {
             match e {
                 Effect::SetVar(s) => {
                     let name = String::from_utf8_lossy(&self.expand(&s.name)).to_ascii_lowercase();
-                    let key = (s.collection, name.into_boxed_str());
                     match &s.op {
-                        SetOp::Delete => {
-                            self.vars.remove(&key);
-                        }
+                        SetOp::Delete => self.vars.remove(s.collection, &name),
                         SetOp::Set(v) => {
                             let v = self.expand(v);
-                            self.vars.insert(key, Bytes::from(v));
+                            self.vars.set(s.collection, &name, Bytes::from(v));
                         }
                         SetOp::Add(v) | SetOp::Sub(v) => {
                             let delta = atoi(&self.expand(v));
-                            let now = self.vars.get(&key).map_or(0, |b| atoi(b));
+                            let now = self.vars.get(s.collection, &name).map_or(0, |b| atoi(b));
                             let next = if matches!(s.op, SetOp::Add(_)) {
                                 now.saturating_add(delta)
                             } else {
                                 now.saturating_sub(delta)
                             };
                             self.vars
-                                .insert(key, Bytes::from(next.to_string().into_bytes()));
+                                .set(s.collection, &name, Bytes::from(next.to_string().into_bytes()));
                         }
                     }
                 }
@@ -324,5 +283,56 @@ impl<'r> Transaction<'r> {
                 Effect::Collection => {}
             }
         }
+    }
+}
+
+/// A value a rule's operator matched.
+#[derive(Debug)]
+pub(crate) struct Hit {
+    name: Bytes,
+    /// After transformations.
+    value: Vec<u8>,
+    caps: Option<Captures>,
+}
+
+/// Transforms one value and tests it (at every step of the chain with
+/// `multiMatch`), recording a hit for each match.
+fn test_value(
+    tx: &Transaction<'_>,
+    rule: &Rule,
+    var: Var,
+    key: &[u8],
+    value: &[u8],
+    scratch: &mut Vec<u8>,
+    hits: &mut Vec<Hit>,
+) {
+    let test = |v: &[u8], hits: &mut Vec<Hit>| {
+        let mut caps = rule.capture.then(Captures::new);
+        if rule.operator.test(v, tx, caps.as_mut()) != rule.operator.negated {
+            hits.push(Hit {
+                name: super::collect::value_name(var, key),
+                value: v.to_vec(),
+                caps,
+            });
+            true
+        } else {
+            false
+        }
+    };
+    if rule.multi_match {
+        // The value as it comes, then after every transformation that
+        // changes it.
+        let mut current = value.to_vec();
+        test(&current, hits);
+        for t in &rule.transforms {
+            scratch.clear();
+            if t.apply(&current, scratch) {
+                std::mem::swap(&mut current, scratch);
+                test(&current, hits);
+            }
+        }
+    } else {
+        let transformed = apply_all(&rule.transforms, value, scratch);
+        test(transformed.as_deref().unwrap_or(value), hits);
     }
 }

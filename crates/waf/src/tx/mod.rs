@@ -5,6 +5,7 @@
 mod collect;
 mod eval;
 mod request;
+mod vars;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -88,7 +89,7 @@ pub struct Transaction<'r> {
     pub(crate) rules: &'r RuleSet,
     pub(crate) data: Data,
     /// TX and the other writable collections, keys in lower case.
-    pub(crate) vars: HashMap<(Var, Box<str>), Bytes>,
+    pub(crate) vars: vars::Vars,
     pub(crate) overrides: Overrides,
     pub(crate) matched_var: Option<(Bytes, Bytes)>,
     pub(crate) matched_vars: Vec<Pair>,
@@ -98,7 +99,7 @@ pub struct Transaction<'r> {
     pub(crate) allowed: Option<crate::rule::AllowScope>,
     pub(crate) highest_severity: u8,
     pub(crate) scratch: Vec<u8>,
-    pub(crate) items: Vec<collect::Item>,
+    pub(crate) hits: Vec<eval::Hit>,
     /// The chain head being evaluated, for `%{rule.*}` macros.
     pub(crate) current: Option<&'r crate::rule::Rule>,
     pub(crate) phase_done: u8,
@@ -119,7 +120,7 @@ impl RuleSet {
         Transaction {
             rules: self,
             data: Data::default(),
-            vars: HashMap::new(),
+            vars: vars::Vars::default(),
             overrides: Overrides::default(),
             matched_var: None,
             matched_vars: Vec::new(),
@@ -128,7 +129,7 @@ impl RuleSet {
             allowed: None,
             highest_severity: 255,
             scratch: Vec::new(),
-            items: Vec::new(),
+            hits: Vec::new(),
             current: None,
             phase_done: 0,
         }
@@ -153,7 +154,7 @@ impl Transaction<'_> {
     /// A TX variable's value (keys are case-insensitive).
     pub fn tx(&self, name: &str) -> Option<&[u8]> {
         self.vars
-            .get(&(Var::Tx, name.to_ascii_lowercase().into_boxed_str()))
+            .get(Var::Tx, &name.to_ascii_lowercase())
             .map(|b| b.as_ref())
     }
 

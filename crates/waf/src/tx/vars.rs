@@ -1,0 +1,69 @@
+//! The writable collections: TX, and IP, GLOBAL, SESSION, USER and
+//! RESOURCE (kept for the transaction only). Keys are stored in lower
+//! case, so lookups with a lower-case key need no allocation.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+
+use crate::variables::Var;
+
+#[derive(Debug, Default)]
+pub struct Vars {
+    maps: [HashMap<Box<str>, Bytes>; 6],
+}
+
+fn slot(var: Var) -> Option<usize> {
+    Some(match var {
+        Var::Tx => 0,
+        Var::Ip => 1,
+        Var::Global => 2,
+        Var::Session => 3,
+        Var::User => 4,
+        Var::Resource => 5,
+        _ => return None,
+    })
+}
+
+pub fn is_writable(var: Var) -> bool {
+    slot(var).is_some()
+}
+
+impl Vars {
+    fn map(&self, var: Var) -> Option<&HashMap<Box<str>, Bytes>> {
+        self.maps.get(slot(var)?)
+    }
+
+    fn map_mut(&mut self, var: Var) -> Option<&mut HashMap<Box<str>, Bytes>> {
+        self.maps.get_mut(slot(var)?)
+    }
+
+    /// `key` must already be in lower case.
+    pub fn get(&self, var: Var, key: &str) -> Option<&Bytes> {
+        self.map(var)?.get(key)
+    }
+
+    pub fn set(&mut self, var: Var, key: &str, value: Bytes) {
+        if let Some(m) = self.map_mut(var) {
+            let key = key.to_ascii_lowercase();
+            match m.get_mut(key.as_str()) {
+                Some(slot) => *slot = value,
+                None => {
+                    m.insert(key.into_boxed_str(), value);
+                }
+            }
+        }
+    }
+
+    pub fn remove(&mut self, var: Var, key: &str) {
+        if let Some(m) = self.map_mut(var) {
+            m.remove(key.to_ascii_lowercase().as_str());
+        }
+    }
+
+    pub fn iter(&self, var: Var) -> impl Iterator<Item = (&str, &Bytes)> {
+        self.map(var)
+            .into_iter()
+            .flat_map(|m| m.iter().map(|(k, v)| (&**k, v)))
+    }
+}
