@@ -228,6 +228,9 @@ impl Operator {
         match &self.op {
             Op::Rx(re) => match captures {
                 None => re.is_match(value),
+                // Most values do not match: the fast test first, the
+                // capturing search only for a match.
+                Some(_) if !re.is_match(value) => false,
                 Some(caps) => match re.captures(value) {
                     None => false,
                     Some(c) => {

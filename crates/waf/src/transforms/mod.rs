@@ -135,20 +135,36 @@ fn url_encode(s: &[u8], out: &mut Vec<u8>) -> bool {
     out.as_slice() != s
 }
 
-/// Runs a chain of transformations; `scratch` is reused between calls.
-pub fn apply_all(chain: &[Transform], value: &[u8], scratch: &mut Vec<u8>) -> Option<Vec<u8>> {
-    let mut current: Option<Vec<u8>> = None;
+/// Two buffers a chain of transformations alternates between, kept by
+/// the transaction so that transforming a value allocates nothing once
+/// they have grown.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    bufs: [Vec<u8>; 2],
+}
+
+/// Runs a chain of transformations and returns the result, which is
+/// `value` itself when nothing changed it.
+pub fn apply_all<'v>(chain: &[Transform], value: &'v [u8], scratch: &'v mut Scratch) -> &'v [u8] {
+    // Which buffer holds the current value (none: `value`).
+    let mut cur: Option<bool> = None;
+    let [a, b] = &mut scratch.bufs;
     for t in chain {
-        scratch.clear();
-        let input = current.as_deref().unwrap_or(value);
-        if t.apply(input, scratch) {
-            let next = std::mem::take(scratch);
-            if let Some(old) = current.replace(next) {
-                *scratch = old;
-            }
+        let (input, out, into_b): (&[u8], &mut Vec<u8>, bool) = match cur {
+            None => (value, &mut *a, false),
+            Some(false) => (&a[..], &mut *b, true),
+            Some(true) => (&b[..], &mut *a, false),
+        };
+        out.clear();
+        if t.apply(input, out) {
+            cur = Some(into_b);
         }
     }
-    current
+    match cur {
+        None => value,
+        Some(false) => a,
+        Some(true) => b,
+    }
 }
 
 #[cfg(test)]

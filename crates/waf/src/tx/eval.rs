@@ -8,7 +8,7 @@ use crate::macros::Macro;
 use crate::operators::{Captures, Context, atoi};
 use crate::rule::{AllowScope, Disruptive, Effect, EngineMode, Rule, SetOp, in_ranges};
 use crate::ruleset::Entry;
-use crate::transforms::apply_all;
+use crate::transforms::{Scratch, apply_all};
 use crate::variables::{Selector, Var};
 
 /// A rule (or chain) that matched.
@@ -168,30 +168,27 @@ impl<'r> Transaction<'r> {
     }
 
     fn record(&mut self, rule: &Rule, phase: u8) {
-        let msg = rule
-            .msg
-            .as_ref()
-            .map(|m| String::from_utf8_lossy(&self.expand(m)).into_owned())
-            .unwrap_or_default();
-        let logdata = rule
-            .logdata
-            .as_ref()
-            .map(|m| String::from_utf8_lossy(&self.expand(m)).into_owned())
-            .unwrap_or_default();
+        // Silent (`nolog`) rules match on every request (initialisation,
+        // paranoia-level skips): only their id is kept.
+        let text = |m: &Option<crate::macros::Macro>| match m {
+            Some(m) if rule.log => String::from_utf8_lossy(&self.expand(m)).into_owned(),
+            _ => String::new(),
+        };
+        let msg = text(&rule.msg);
+        let logdata = text(&rule.logdata);
         if let Some(s) = rule.severity {
             self.highest_severity = self.highest_severity.min(s);
         }
-        let (name, value) = self
-            .matched_var
-            .as_ref()
-            .map(|(n, v)| (String::from_utf8_lossy(n).into_owned(), v.to_vec()))
-            .unwrap_or_default();
+        let (name, value) = match &self.matched_var {
+            Some((n, v)) if rule.log => (String::from_utf8_lossy(n).into_owned(), v.to_vec()),
+            _ => Default::default(),
+        };
         self.matches.push(Match {
             id: rule.id,
             phase,
             msg,
             logdata,
-            tags: rule.tags.clone(),
+            tags: if rule.log { rule.tags.clone() } else { Vec::new() },
             severity: rule.severity,
             var_name: name,
             value,
@@ -259,7 +256,15 @@ impl<'r> Transaction<'r> {
         for e in &rule.effects {
             match e {
                 Effect::SetVar(s) => {
-                    let name = String::from_utf8_lossy(&self.expand(&s.name)).to_ascii_lowercase();
+                    // Names are lower-cased when the rule is loaded; only
+                    // names built from macros need work here.
+                    let name: std::borrow::Cow<'_, str> =
+                        match s.name.literal().map(std::str::from_utf8) {
+                            Some(Ok(n)) => n.into(),
+                            _ => String::from_utf8_lossy(&self.expand(&s.name))
+                                .to_ascii_lowercase()
+                                .into(),
+                        };
                     match &s.op {
                         SetOp::Delete => self.vars.remove(s.collection, &name),
                         SetOp::Set(v) => {
@@ -303,7 +308,7 @@ fn test_value(
     var: Var,
     key: &[u8],
     value: &[u8],
-    scratch: &mut Vec<u8>,
+    scratch: &mut Scratch,
     hits: &mut Vec<Hit>,
 ) {
     let test = |v: &[u8], hits: &mut Vec<Hit>| {
@@ -323,16 +328,16 @@ fn test_value(
         // The value as it comes, then after every transformation that
         // changes it.
         let mut current = value.to_vec();
+        let mut out = Vec::new();
         test(&current, hits);
         for t in &rule.transforms {
-            scratch.clear();
-            if t.apply(&current, scratch) {
-                std::mem::swap(&mut current, scratch);
+            out.clear();
+            if t.apply(&current, &mut out) {
+                std::mem::swap(&mut current, &mut out);
                 test(&current, hits);
             }
         }
     } else {
-        let transformed = apply_all(&rule.transforms, value, scratch);
-        test(transformed.as_deref().unwrap_or(value), hits);
+        test(apply_all(&rule.transforms, value, scratch), hits);
     }
 }

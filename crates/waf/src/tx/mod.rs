@@ -98,7 +98,7 @@ pub struct Transaction<'r> {
     /// `allow` reached: the phases it covers are skipped.
     pub(crate) allowed: Option<crate::rule::AllowScope>,
     pub(crate) highest_severity: u8,
-    pub(crate) scratch: Vec<u8>,
+    pub(crate) scratch: crate::transforms::Scratch,
     pub(crate) hits: Vec<eval::Hit>,
     /// The chain head being evaluated, for `%{rule.*}` macros.
     pub(crate) current: Option<&'r crate::rule::Rule>,
@@ -128,7 +128,7 @@ impl RuleSet {
             interruption: None,
             allowed: None,
             highest_severity: 255,
-            scratch: Vec::new(),
+            scratch: Default::default(),
             hits: Vec::new(),
             current: None,
             phase_done: 0,

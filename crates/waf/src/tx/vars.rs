@@ -45,11 +45,15 @@ impl Vars {
 
     pub fn set(&mut self, var: Var, key: &str, value: Bytes) {
         if let Some(m) = self.map_mut(var) {
-            let key = key.to_ascii_lowercase();
-            match m.get_mut(key.as_str()) {
+            let key: std::borrow::Cow<'_, str> = if key.bytes().any(|b| b.is_ascii_uppercase()) {
+                key.to_ascii_lowercase().into()
+            } else {
+                key.into()
+            };
+            match m.get_mut(&*key) {
                 Some(slot) => *slot = value,
                 None => {
-                    m.insert(key.into_boxed_str(), value);
+                    m.insert(key.into_owned().into_boxed_str(), value);
                 }
             }
         }
