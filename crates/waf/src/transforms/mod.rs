@@ -188,12 +188,11 @@ mod tests {
             Transform::Lowercase,
             Transform::Length,
         ];
-        let mut scratch = Vec::new();
-        assert_eq!(apply_all(&chain, b"%41BC", &mut scratch).unwrap(), b"3");
-        assert_eq!(
-            apply_all(&[Transform::Lowercase], b"abc", &mut scratch),
-            None
-        );
+        let mut scratch = Scratch::default();
+        assert_eq!(apply_all(&chain, b"%41BC", &mut scratch), b"3");
+        let chain = [Transform::UrlDecodeUni, Transform::Lowercase];
+        assert_eq!(apply_all(&chain, b"%41B%43d", &mut scratch), b"abcd");
+        assert_eq!(apply_all(&[Transform::Lowercase], b"abc", &mut scratch), b"abc");
     }
 
     #[test]
