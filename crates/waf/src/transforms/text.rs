@@ -25,7 +25,23 @@ pub fn uppercase(s: &[u8], out: &mut Vec<u8>) -> bool {
     true
 }
 
+/// Whether `compress_whitespace` can change `s` (false means it certainly does not).
+fn may_change_compress_whitespace(s: &[u8]) -> bool {
+    // Unchanged unless some white space is not a lone ' '.
+    let mut prev_space = false;
+    s.iter().any(|&b| {
+        let space = is_space(b) || b == NBSP;
+        let change = space && (b != b' ' || prev_space);
+        prev_space = space;
+        change
+    })
+}
+
 pub fn compress_whitespace(s: &[u8], out: &mut Vec<u8>) -> bool {
+    may_change_compress_whitespace(s) && compress_whitespace_full(s, out)
+}
+
+fn compress_whitespace_full(s: &[u8], out: &mut Vec<u8>) -> bool {
     let mut in_space = false;
     for &b in s {
         if is_space(b) || b == NBSP {
@@ -41,7 +57,16 @@ pub fn compress_whitespace(s: &[u8], out: &mut Vec<u8>) -> bool {
     out.as_slice() != s
 }
 
+/// Whether `remove_whitespace` can change `s` (false means it certainly does not).
+fn may_change_remove_whitespace(s: &[u8]) -> bool {
+    s.iter().any(|&b| is_space(b) || b == NBSP)
+}
+
 pub fn remove_whitespace(s: &[u8], out: &mut Vec<u8>) -> bool {
+    may_change_remove_whitespace(s) && remove_whitespace_full(s, out)
+}
+
+fn remove_whitespace_full(s: &[u8], out: &mut Vec<u8>) -> bool {
     out.extend(s.iter().copied().filter(|&b| !is_space(b) && b != NBSP));
     out.len() != s.len()
 }
@@ -103,7 +128,16 @@ pub fn replace_comments(s: &[u8], out: &mut Vec<u8>) -> bool {
 }
 
 /// Removes `/* */` and `<!-- -->` comments, and everything after `--` or `#`.
+/// Whether `remove_comments` can change `s` (false means it certainly does not).
+fn may_change_remove_comments(s: &[u8]) -> bool {
+    s.iter().any(|b| matches!(b, b'/' | b'<' | b'-' | b'#'))
+}
+
 pub fn remove_comments(s: &[u8], out: &mut Vec<u8>) -> bool {
+    may_change_remove_comments(s) && remove_comments_full(s, out)
+}
+
+fn remove_comments_full(s: &[u8], out: &mut Vec<u8>) -> bool {
     let mut i = 0;
     let mut in_comment = false;
     while i < s.len() {
@@ -135,7 +169,17 @@ pub fn remove_comments(s: &[u8], out: &mut Vec<u8>) -> bool {
 }
 
 /// Removes the comment markers themselves: `/*`, `*/`, `<!--`, `-->`, `--`, `#`.
+/// Whether `remove_comments_char` can change `s` (false means it certainly does not).
+fn may_change_remove_comments_char(s: &[u8]) -> bool {
+    // Every marker starts with one of these.
+    s.iter().any(|b| matches!(b, b'/' | b'*' | b'<' | b'-' | b'#'))
+}
+
 pub fn remove_comments_char(s: &[u8], out: &mut Vec<u8>) -> bool {
+    may_change_remove_comments_char(s) && remove_comments_char_full(s, out)
+}
+
+fn remove_comments_char_full(s: &[u8], out: &mut Vec<u8>) -> bool {
     let mut i = 0;
     while i < s.len() {
         let rest = s.get(i..).unwrap_or(&[]);
@@ -164,7 +208,25 @@ pub fn remove_comments_char(s: &[u8], out: &mut Vec<u8>) -> bool {
 
 /// Shell-evasion folding: drops `\ " ' ^`, turns `,` `;` and white space
 /// into one space, removes a space before `/` or `(`, lower-cases.
+/// Whether `cmd_line` can change `s` (false means it certainly does not).
+fn may_change_cmd_line(s: &[u8]) -> bool {
+    // Unchanged when nothing is dropped, folded or lower-cased.
+    let mut prev_space = false;
+    s.iter().any(|&b| {
+        let change = matches!(b, b'"' | b'\'' | b'\\' | b'^' | b',' | b';' | b'\t' | b'\r' | b'\n')
+            || b.is_ascii_uppercase()
+            || (b == b' ' && prev_space)
+            || (prev_space && matches!(b, b'/' | b'('));
+        prev_space = b == b' ';
+        change
+    })
+}
+
 pub fn cmd_line(s: &[u8], out: &mut Vec<u8>) -> bool {
+    may_change_cmd_line(s) && cmd_line_full(s, out)
+}
+
+fn cmd_line_full(s: &[u8], out: &mut Vec<u8>) -> bool {
     let mut space = false;
     for &b in s {
         match b {
@@ -195,6 +257,14 @@ pub fn cmd_line(s: &[u8], out: &mut Vec<u8>) -> bool {
 /// stays. `win` first turns backslashes into slashes.
 pub fn normalize_path(s: &[u8], out: &mut Vec<u8>, win: bool) -> bool {
     if s.is_empty() {
+        return false;
+    }
+    // Without dots, doubled slashes or (on Windows) backslashes there is
+    // nothing to resolve.
+    if memchr::memchr(b'.', s).is_none()
+        && memchr::memmem::find(s, b"//").is_none()
+        && !(win && memchr::memchr(b'\\', s).is_some())
+    {
         return false;
     }
     let owned: Vec<u8>;
@@ -253,6 +323,39 @@ mod tests {
             out
         } else {
             input.to_vec()
+        }
+    }
+
+    /// Every string of up to four bytes from an alphabet of the bytes
+    /// these transformations care about: the quick "unchanged" checks
+    /// never skip a change.
+    #[test]
+    fn quick_checks_never_skip_a_change() {
+        let alphabet = b" \ta/.\"(-#*<!\\,A\xa0";
+        let fulls: [(fn(&[u8]) -> bool, fn(&[u8], &mut Vec<u8>) -> bool); 5] = [
+            (may_change_compress_whitespace, compress_whitespace_full),
+            (may_change_remove_whitespace, remove_whitespace_full),
+            (may_change_remove_comments_char, remove_comments_char_full),
+            (may_change_remove_comments, remove_comments_full),
+            (may_change_cmd_line, cmd_line_full),
+        ];
+        let n = alphabet.len();
+        for len in 0..=4u32 {
+            for code in 0..n.pow(len) {
+                let mut s = Vec::new();
+                let mut c = code;
+                for _ in 0..len {
+                    s.push(alphabet[c % n]);
+                    c /= n;
+                }
+                for (i, (quick, full)) in fulls.iter().enumerate() {
+                    if !quick(&s) {
+                        let mut out = Vec::new();
+                        let changed = full(&s, &mut out) && out != s;
+                        assert!(!changed, "transformation {i} changes {s:?} to {out:?}");
+                    }
+                }
+            }
         }
     }
 
