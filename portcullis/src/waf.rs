@@ -24,6 +24,25 @@ pub enum WafCommand {
         #[arg(long, short)]
         verbose: bool,
     },
+    /// Show which rules a request matches, and why: the request is read as
+    /// raw HTTP from a file (`-` for standard input).
+    Eval {
+        /// The raw request: request line, headers, blank line, body.
+        request: PathBuf,
+        /// The rule set directory (default: the built-in Core Rule Set).
+        #[arg(long)]
+        crs: Option<PathBuf>,
+        /// Paranoia level (1-4).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=4))]
+        paranoia: u8,
+        /// More rule files, loaded after the rule set's setup and before its
+        /// rules (exclusions, settings).
+        #[arg(long)]
+        rules: Vec<PathBuf>,
+        /// List silent (nolog) rules too.
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 pub fn run(cmd: WafCommand) -> ExitCode {
@@ -33,7 +52,126 @@ pub fn run(cmd: WafCommand) -> ExitCode {
             exceptions,
             verbose,
         } => conformance_run(crs, exceptions, verbose),
+        WafCommand::Eval {
+            request,
+            crs,
+            paranoia,
+            rules,
+            all,
+        } => match eval(&request, crs, paranoia, &rules, all) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
     }
+}
+
+fn shorten(value: &[u8], max: usize) -> String {
+    let text = String::from_utf8_lossy(value);
+    let mut out: String = text.chars().take(max).collect();
+    if text.chars().count() > max {
+        out.push_str("...");
+    }
+    // Control characters escaped, so one match stays on one line.
+    out.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+fn eval(
+    request: &std::path::Path,
+    crs: Option<PathBuf>,
+    paranoia: u8,
+    extra: &[PathBuf],
+    all: bool,
+) -> Result<(), String> {
+    use std::io::Read as _;
+    let raw = if request == std::path::Path::new("-") {
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .map_err(|e| e.to_string())?;
+        buf
+    } else {
+        std::fs::read(request).map_err(|e| format!("{}: {e}", request.display()))?
+    };
+    let req = conformance::ftw::parse_raw(raw);
+    if req.method.is_empty() || req.uri.is_empty() {
+        return Err("the request line is missing (expected `METHOD /path HTTP/1.1`)".into());
+    }
+    let dir = crs.unwrap_or_else(portcullis_waf::crs::default_dir);
+    let mut setup = vec![portcullis_waf::Source::text(
+        "eval-setup.conf",
+        &format!(
+            "SecAction \"id:900000,phase:1,pass,nolog,setvar:tx.blocking_paranoia_level={paranoia}\""
+        ),
+    )];
+    for f in extra {
+        setup.push(portcullis_waf::Source::file(f).map_err(|e| e.to_string())?);
+    }
+    let sources = portcullis_waf::crs::sources(&dir, &setup).map_err(|e| e.to_string())?;
+    let rules = portcullis_waf::RuleSet::load(&sources).map_err(|e| e.to_string())?;
+    let mut tx = rules.transaction();
+    tx.connection(
+        std::net::SocketAddr::from(([127, 0, 0, 1], 40000)),
+        std::net::SocketAddr::from(([127, 0, 0, 1], 80)),
+    );
+    tx.request_line(&req.method, &req.uri, &req.version);
+    for (k, v) in &req.headers {
+        tx.request_header(k, v);
+    }
+    let mut verdict = tx.process_request_headers();
+    if verdict.is_none() {
+        verdict = tx.request_body(&req.body);
+    }
+    if verdict.is_none() {
+        verdict = tx.process_request_body();
+    }
+    tx.process_logging();
+    let mut shown = 0;
+    for m in tx.matches().iter().filter(|m| all || m.logged) {
+        shown += 1;
+        println!(
+            "rule {} (phase {}){}",
+            m.id,
+            m.phase,
+            if m.logged { "" } else { " [nolog]" }
+        );
+        if !m.msg.is_empty() {
+            println!("  message: {}", m.msg);
+        }
+        if !m.var_name.is_empty() {
+            println!("  matched: {} = \"{}\"", m.var_name, shorten(&m.value, 120));
+        }
+        if !m.logdata.is_empty() {
+            println!("  data:    {}", shorten(m.logdata.as_bytes(), 200));
+        }
+    }
+    if shown == 0 {
+        println!("no rule matched");
+    }
+    let score = tx
+        .tx("blocking_inbound_anomaly_score")
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .unwrap_or_else(|| "0".into());
+    let threshold = tx
+        .tx("inbound_anomaly_score_threshold")
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .unwrap_or_default();
+    println!("inbound anomaly score: {score} (threshold {threshold}, paranoia level {paranoia})");
+    match verdict {
+        Some(iv) => println!("verdict: blocked with {} by rule {}", iv.status, iv.rule_id),
+        None => println!("verdict: passed"),
+    }
+    Ok(())
 }
 
 fn conformance_run(crs: Option<PathBuf>, exceptions: Option<PathBuf>, verbose: bool) -> ExitCode {

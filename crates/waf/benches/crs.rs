@@ -39,8 +39,11 @@ fn json_body(size: usize) -> Vec<u8> {
         ));
         n += 1;
     }
-    format!("{{\"order\":\"A-1001\",\"customer\":{{\"email\":\"ada@example.com\"}},\"items\":[{}]}}", items.join(","))
-        .into_bytes()
+    format!(
+        "{{\"order\":\"A-1001\",\"customer\":{{\"email\":\"ada@example.com\"}},\"items\":[{}]}}",
+        items.join(",")
+    )
+    .into_bytes()
 }
 
 fn requests() -> Vec<(&'static str, Req)> {
@@ -62,10 +65,42 @@ fn requests() -> Vec<(&'static str, Req)> {
     let json64k = json_body(64 * 1024);
     let form = b"name=Ada+Lovelace&email=ada%40example.com&address=12+St+James%27s+Square&city=London&notes=Ring+twice".to_vec();
     vec![
-        ("get_with_query", Req { method: "GET", uri: "/api/v1/orders?status=shipped&page=2&sort=-created_at".into(), headers: base(), body: Vec::new() }),
-        ("json_post_1k", Req { method: "POST", uri: "/api/v1/orders".into(), headers: with(base(), "application/json", json1k.len()), body: json1k }),
-        ("form_post", Req { method: "POST", uri: "/account/profile".into(), headers: with(base(), "application/x-www-form-urlencoded", form.len()), body: form }),
-        ("json_post_64k", Req { method: "POST", uri: "/api/v1/orders/bulk".into(), headers: with(base(), "application/json", json64k.len()), body: json64k }),
+        (
+            "get_with_query",
+            Req {
+                method: "GET",
+                uri: "/api/v1/orders?status=shipped&page=2&sort=-created_at".into(),
+                headers: base(),
+                body: Vec::new(),
+            },
+        ),
+        (
+            "json_post_1k",
+            Req {
+                method: "POST",
+                uri: "/api/v1/orders".into(),
+                headers: with(base(), "application/json", json1k.len()),
+                body: json1k,
+            },
+        ),
+        (
+            "form_post",
+            Req {
+                method: "POST",
+                uri: "/account/profile".into(),
+                headers: with(base(), "application/x-www-form-urlencoded", form.len()),
+                body: form,
+            },
+        ),
+        (
+            "json_post_64k",
+            Req {
+                method: "POST",
+                uri: "/api/v1/orders/bulk".into(),
+                headers: with(base(), "application/json", json64k.len()),
+                body: json64k,
+            },
+        ),
     ]
 }
 
@@ -78,12 +113,19 @@ fn logged(rules: &RuleSet, r: &Req) -> Vec<u32> {
     tx.process_request_headers();
     tx.request_body(&r.body);
     tx.process_request_body();
-    tx.matches().iter().filter(|m| m.logged).map(|m| m.id).collect()
+    tx.matches()
+        .iter()
+        .filter(|m| m.logged)
+        .map(|m| m.id)
+        .collect()
 }
 
 fn run(rules: &RuleSet, r: &Req) -> usize {
     let mut tx = rules.transaction();
-    tx.connection(SocketAddr::from(([10, 0, 0, 7], 51000)), SocketAddr::from(([10, 0, 0, 1], 443)));
+    tx.connection(
+        SocketAddr::from(([10, 0, 0, 7], 51000)),
+        SocketAddr::from(([10, 0, 0, 1], 443)),
+    );
     tx.request_line(r.method.as_bytes(), r.uri.as_bytes(), b"HTTP/1.1");
     for (k, v) in &r.headers {
         tx.request_header(k.as_bytes(), v.as_bytes());
@@ -102,7 +144,10 @@ fn bench(c: &mut Criterion) {
             // Typical traffic is clean: no rule may match at paranoia 1.
             if paranoia == 1 {
                 let ids = logged(&rules, r);
-                assert!(ids.is_empty(), "{name} matched rules at paranoia 1: {ids:?}");
+                assert!(
+                    ids.is_empty(),
+                    "{name} matched rules at paranoia 1: {ids:?}"
+                );
             }
             c.bench_function(&format!("crs_pl{paranoia}/{name}"), |b| {
                 b.iter(|| black_box(run(&rules, black_box(r))))

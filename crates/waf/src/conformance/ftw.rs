@@ -257,7 +257,7 @@ impl Input {
 }
 
 /// Splits a raw request into its parts, as leniently as a server would.
-fn parse_raw(raw: Vec<u8>) -> Request {
+pub fn parse_raw(raw: Vec<u8>) -> Request {
     let (head, body) = match memchr::memmem::find(&raw, b"\r\n\r\n") {
         Some(p) => (raw.get(..p).unwrap_or(&[]), raw.get(p + 4..).unwrap_or(&[])),
         None => match memchr::memmem::find(&raw, b"\n\n") {

@@ -192,7 +192,10 @@ mod tests {
         assert_eq!(apply_all(&chain, b"%41BC", &mut scratch), b"3");
         let chain = [Transform::UrlDecodeUni, Transform::Lowercase];
         assert_eq!(apply_all(&chain, b"%41B%43d", &mut scratch), b"abcd");
-        assert_eq!(apply_all(&[Transform::Lowercase], b"abc", &mut scratch), b"abc");
+        assert_eq!(
+            apply_all(&[Transform::Lowercase], b"abc", &mut scratch),
+            b"abc"
+        );
     }
 
     #[test]

@@ -172,7 +172,8 @@ fn remove_comments_full(s: &[u8], out: &mut Vec<u8>) -> bool {
 /// Whether `remove_comments_char` can change `s` (false means it certainly does not).
 fn may_change_remove_comments_char(s: &[u8]) -> bool {
     // Every marker starts with one of these.
-    s.iter().any(|b| matches!(b, b'/' | b'*' | b'<' | b'-' | b'#'))
+    s.iter()
+        .any(|b| matches!(b, b'/' | b'*' | b'<' | b'-' | b'#'))
 }
 
 pub fn remove_comments_char(s: &[u8], out: &mut Vec<u8>) -> bool {
@@ -213,8 +214,10 @@ fn may_change_cmd_line(s: &[u8]) -> bool {
     // Unchanged when nothing is dropped, folded or lower-cased.
     let mut prev_space = false;
     s.iter().any(|&b| {
-        let change = matches!(b, b'"' | b'\'' | b'\\' | b'^' | b',' | b';' | b'\t' | b'\r' | b'\n')
-            || b.is_ascii_uppercase()
+        let change = matches!(
+            b,
+            b'"' | b'\'' | b'\\' | b'^' | b',' | b';' | b'\t' | b'\r' | b'\n'
+        ) || b.is_ascii_uppercase()
             || (b == b' ' && prev_space)
             || (prev_space && matches!(b, b'/' | b'('));
         prev_space = b == b' ';

@@ -135,10 +135,15 @@ impl Transaction<'_> {
             // Empty rather than absent without a processor, so that a
             // negated test of it can match.
             Var::ReqbodyProcessor => Some(Cow::Borrowed(
-                self.body_processor().map_or(&b""[..], |p| p.name().as_bytes()),
+                self.body_processor()
+                    .map_or(&b""[..], |p| p.name().as_bytes()),
             )),
             Var::ReqbodyError => flag(d.body_flags.error.is_some()),
-            Var::ReqbodyErrorMsg => d.body_flags.error.as_ref().map(|e| Cow::Borrowed(e.as_bytes())),
+            Var::ReqbodyErrorMsg => d
+                .body_flags
+                .error
+                .as_ref()
+                .map(|e| Cow::Borrowed(e.as_bytes())),
             Var::ReqbodyProcessorError => flag(d.body_flags.processor_error.is_some()),
             Var::ReqbodyProcessorErrorMsg => d
                 .body_flags
@@ -158,7 +163,9 @@ impl Transaction<'_> {
                 .map(|(_, v)| usize::try_from(crate::operators::atoi(v)).unwrap_or(0))
                 .sum()),
             Var::ResponseBody => d.response_body_var.as_ref().and_then(b),
-            Var::ResponseStatus => d.response_status.map(|s| Cow::Owned(s.to_string().into_bytes())),
+            Var::ResponseStatus => d
+                .response_status
+                .map(|s| Cow::Owned(s.to_string().into_bytes())),
             Var::ResponseProtocol => b(&d.response_protocol),
             Var::ResponseContentType | Var::ResponseContentLength => {
                 let name: &[u8] = if var == Var::ResponseContentType {
@@ -171,9 +178,13 @@ impl Transaction<'_> {
                     .find(|(k, _)| k.eq_ignore_ascii_case(name))
                     .and_then(|(_, v)| b(v))
             }
-            Var::RemoteAddr => d.remote_addr.map(|a| Cow::Owned(a.to_string().into_bytes())),
+            Var::RemoteAddr => d
+                .remote_addr
+                .map(|a| Cow::Owned(a.to_string().into_bytes())),
             Var::RemotePort => num(usize::from(d.remote_port)),
-            Var::ServerAddr => d.server_addr.map(|a| Cow::Owned(a.to_string().into_bytes())),
+            Var::ServerAddr => d
+                .server_addr
+                .map(|a| Cow::Owned(a.to_string().into_bytes())),
             Var::ServerPort => num(usize::from(d.server_port)),
             Var::ServerName => d
                 .request_headers

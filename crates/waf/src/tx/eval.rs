@@ -188,7 +188,11 @@ impl<'r> Transaction<'r> {
             phase,
             msg,
             logdata,
-            tags: if rule.log { rule.tags.clone() } else { Vec::new() },
+            tags: if rule.log {
+                rule.tags.clone()
+            } else {
+                Vec::new()
+            },
             severity: rule.severity,
             var_name: name,
             value,
@@ -279,8 +283,11 @@ impl<'r> Transaction<'r> {
                             } else {
                                 now.saturating_sub(delta)
                             };
-                            self.vars
-                                .set(s.collection, &name, Bytes::from(next.to_string().into_bytes()));
+                            self.vars.set(
+                                s.collection,
+                                &name,
+                                Bytes::from(next.to_string().into_bytes()),
+                            );
                         }
                     }
                 }

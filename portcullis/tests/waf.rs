@@ -1,0 +1,135 @@
+//! `portcullis waf ...` through the binary.
+//!
+//! `waf conformance`: the Core Rule Set's own regression suite, replayed
+//! through the WAF engine and the gateway's HTTP front end. Every test
+//! passes except those listed, with reasons, in
+//! `crates/waf/conformance-exceptions.txt`; a listed test that passes is a
+//! failure too (the list must stay true).
+//!
+//! `waf eval`: which rules a request matches and why.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use std::process::Command;
+
+use common::bin;
+
+#[test]
+fn the_core_rule_set_regression_suite_passes() {
+    let out = Command::new(bin())
+        .args(["waf", "conformance"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let total = stdout
+        .lines()
+        .find(|l| l.starts_with("total: "))
+        .expect("a total line");
+    // At least 99.5% of the suite passes as written.
+    let counts = total
+        .trim_start_matches("total: ")
+        .split(' ')
+        .next()
+        .unwrap();
+    let (passed, all) = counts.split_once('/').unwrap();
+    let (passed, all): (f64, f64) = (passed.parse().unwrap(), all.parse().unwrap());
+    assert!(all > 4900.0, "{total}");
+    assert!(passed / all >= 0.995, "{total}");
+    // The progress bar reaches the end.
+    assert!(stderr.contains(&format!("{all}/{all}")), "{stderr}");
+}
+
+#[test]
+fn a_broken_exceptions_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("exceptions.txt");
+    std::fs::write(&path, "920100-x: nope\n").unwrap();
+    let out = Command::new(bin())
+        .args(["waf", "conformance", "--exceptions"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 1"));
+}
+
+fn eval(request: &str, extra: &[&str]) -> (bool, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("request.http");
+    std::fs::write(&path, request).unwrap();
+    let out = Command::new(bin())
+        .args(["waf", "eval"])
+        .arg(&path)
+        .args(extra)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const SQLI: &str = "GET /search?q=1%27%20OR%20%271%27=%271 HTTP/1.1\r\nHost: api.example.com\r\nUser-Agent: curl/8.5\r\nAccept: */*\r\n\r\n";
+
+#[test]
+fn eval_shows_the_rules_an_attack_matches_and_the_verdict() {
+    let (ok, out, err) = eval(SQLI, &[]);
+    assert!(ok, "{err}");
+    assert!(out.contains("rule 942100 (phase 2)"), "{out}");
+    assert!(
+        out.contains("SQL Injection Attack Detected via libinjection"),
+        "{out}"
+    );
+    assert!(out.contains("matched: ARGS:q = \"1' OR '1'='1\""), "{out}");
+    assert!(
+        out.contains("verdict: blocked with 403 by rule 949110"),
+        "{out}"
+    );
+
+    let benign = "POST /orders HTTP/1.1\r\nHost: api.example.com\r\nUser-Agent: curl/8.5\r\nAccept: */*\r\nContent-Type: application/json\r\nContent-Length: 27\r\n\r\n{\"item\":\"shoes\",\"qty\":2}";
+    let (ok, out, _) = eval(benign, &[]);
+    assert!(ok);
+    assert!(out.contains("no rule matched"), "{out}");
+    assert!(out.contains("verdict: passed"), "{out}");
+}
+
+#[test]
+fn eval_takes_exclusions_and_the_paranoia_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let excl = dir.path().join("exclusions.conf");
+    std::fs::write(
+        &excl,
+        "SecRule REQUEST_FILENAME \"@streq /search\" \"id:1000,phase:1,pass,nolog,ctl:ruleRemoveTargetById=942100;ARGS:q\"\n",
+    )
+    .unwrap();
+    let (ok, out, err) = eval(SQLI, &["--rules", excl.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(!out.contains("rule 942100"), "{out}");
+
+    // Paranoia level 2 runs more rules on the same request.
+    let (_, pl1, _) = eval(SQLI, &[]);
+    let (_, pl2, _) = eval(SQLI, &["--paranoia", "2"]);
+    assert!(
+        pl2.matches("rule ").count() > pl1.matches("rule ").count(),
+        "{pl1}\n{pl2}"
+    );
+
+    let (ok, _, err) = eval(SQLI, &["--paranoia", "5"]);
+    assert!(!ok && err.contains("5"), "{err}");
+    let (ok, _, err) = eval("\r\n\r\n", &[]);
+    assert!(!ok && err.contains("request line"), "{err}");
+    std::fs::write(&excl, "SecRule ARGS \"@rx (\" \"id:1001,phase:2,pass\"\n").unwrap();
+    let (ok, _, err) = eval(SQLI, &["--rules", excl.to_str().unwrap()]);
+    assert!(!ok && err.contains("exclusions.conf:1"), "{err}");
+}
