@@ -335,7 +335,9 @@ mod tests {
     #[test]
     fn quick_checks_never_skip_a_change() {
         let alphabet = b" \ta/.\"(-#*<!\\,A\xa0";
-        let fulls: [(fn(&[u8]) -> bool, fn(&[u8], &mut Vec<u8>) -> bool); 5] = [
+        type Quick = fn(&[u8]) -> bool;
+        type Full = fn(&[u8], &mut Vec<u8>) -> bool;
+        let fulls: [(Quick, Full); 5] = [
             (may_change_compress_whitespace, compress_whitespace_full),
             (may_change_remove_whitespace, remove_whitespace_full),
             (may_change_remove_comments_char, remove_comments_char_full),

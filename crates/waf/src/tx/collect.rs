@@ -10,6 +10,9 @@ use super::Transaction;
 use crate::rule::{Rule, in_ranges};
 use crate::variables::{Selector, Target, Var};
 
+/// Receives (variable, key, value) for each value a target yields.
+pub(crate) type ValueSink<'a> = dyn FnMut(Var, &[u8], &[u8]) + 'a;
+
 /// `ARGS:id`, or `REQUEST_URI` for single-valued variables.
 pub fn value_name(var: Var, key: &[u8]) -> Bytes {
     if var.is_collection() && !key.is_empty() {
@@ -231,24 +234,17 @@ impl Transaction<'_> {
     /// Calls `f(var, key, value)` for every value `rule` inspects through
     /// target `t`, exclusions applied. `head` is the first rule of its
     /// chain (its id and tags govern exclusions).
-    pub(crate) fn values(
-        &self,
-        rule: &Rule,
-        head: &Rule,
-        t: &Target,
-        f: &mut dyn FnMut(Var, &[u8], &[u8]),
-    ) {
+    pub(crate) fn values(&self, rule: &Rule, head: &Rule, t: &Target, f: &mut ValueSink<'_>) {
         let can_exclude = !rule.targets.exclude.is_empty()
             || !self.overrides.removed_targets_by_id.is_empty()
             || !self.overrides.removed_targets_by_tag.is_empty();
         if !t.var.is_collection() {
             match self.scalar(t.var) {
                 Some(_) if t.count => f(t.var, b"", b"1"),
-                Some(v) => {
-                    if !can_exclude || !self.excluded(rule, head, t.var, b"") {
-                        f(t.var, b"", &v);
-                    }
+                Some(v) if !can_exclude || !self.excluded(rule, head, t.var, b"") => {
+                    f(t.var, b"", &v)
                 }
+                Some(_) => {}
                 None if t.count => f(t.var, b"", b"0"),
                 None => {}
             }
