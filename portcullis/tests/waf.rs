@@ -19,7 +19,7 @@ mod common;
 
 use std::process::Command;
 
-use common::bin;
+use common::*;
 
 #[test]
 fn the_core_rule_set_regression_suite_passes() {
@@ -132,4 +132,191 @@ fn eval_takes_exclusions_and_the_paranoia_level() {
     std::fs::write(&excl, "SecRule ARGS \"@rx (\" \"id:1001,phase:2,pass\"\n").unwrap();
     let (ok, _, err) = eval(SQLI, &["--rules", excl.to_str().unwrap()]);
     assert!(!ok && err.contains("exclusions.conf:1"), "{err}");
+}
+
+const GATEWAY: &str = r#"
+version: 1
+admin: { enabled: false }
+listeners:
+  - { name: main, address: "127.0.0.1:0" }
+upstreams:
+  - { name: api, targets: ["@UP@"] }
+defaults:
+  authenticate:
+    anonymous: true
+routes:
+  - id: search
+    match: { path_prefix: /search }
+    upstream: api
+    filters:
+      - kind: waf
+  - id: login
+    match: { path: /login, methods: [POST] }
+    upstream: api
+    filters:
+      - kind: waf
+        exclusions:
+          - { tag: attack-sqli, target: "ARGS:password" }
+  - id: reports
+    match: { path_prefix: /reports }
+    upstream: api
+    filters:
+      - kind: waf
+        mode: detect
+  - id: upload
+    match: { path: /upload, methods: [POST] }
+    upstream: api
+    filters:
+      - kind: waf
+        body_limit: 1KiB
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_blocks_attacks_and_passes_legitimate_requests() {
+    let up = FakeUpstream::start("api").await;
+    let gw = gateway(GATEWAY, &[("UP", up.addr.to_string())]);
+    let c = client();
+
+    let r = c
+        .get(gw.url("main", "/search?q=shoes&page=2"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(up.requests(), 1);
+
+    let r = c
+        .get(gw.url("main", "/search?q=1%27%20OR%20%271%27=%271"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let rid = r.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("waf-blocked") && body.contains(&rid),
+        "{body}"
+    );
+    assert!(
+        !body.contains("942100") && !body.contains("SQL"),
+        "no rule text: {body}"
+    );
+    assert_eq!(up.requests(), 1, "the attack never reached the upstream");
+
+    // Every match is a security event with the rule, its message and the
+    // matched value.
+    let ev = gw.wait_for_event(|e| {
+        e["event"] == "waf_match"
+            && e["request_id"] == rid.as_str()
+            && e["detail"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("rule 942100"))
+    });
+    let detail = ev["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("SQL Injection") && detail.contains("ARGS:q=\"1' OR '1'='1\""),
+        "{detail}"
+    );
+    gw.wait_for_event(|e| e["code"] == "waf-blocked" && e["request_id"] == rid.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exclusions_detection_mode_and_the_body_limit() {
+    let up = FakeUpstream::start("api").await;
+    let gw = gateway(GATEWAY, &[("UP", up.addr.to_string())]);
+    let c = client();
+    let form = |user: &str, password: &str| {
+        format!(
+            "user={user}&password={}",
+            password
+                .replace('\'', "%27")
+                .replace(' ', "+")
+                .replace('=', "%3D")
+        )
+    };
+
+    // The password field is left out of the SQL injection rules on /login;
+    // the user field is not.
+    let r = c
+        .post(gw.url("main", "/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form("ada", "x' OR '1'='1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = c
+        .post(gw.url("main", "/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form("x' OR '1'='1", "secret"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
+    // Detection only: the attack is reported and passed on.
+    let before = up.requests();
+    let r = c
+        .get(gw.url("main", "/reports?id=1%27%20OR%20%271%27=%271"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let rid = r.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert_eq!(up.requests(), before + 1);
+    let ev = gw.wait_for_event(|e| e["event"] == "waf_match" && e["request_id"] == rid.as_str());
+    assert_eq!(ev["code"], "waf-match");
+
+    // A JSON body is inspected too; beyond the body limit it is refused.
+    let r = c
+        .post(gw.url("main", "/upload"))
+        .header("content-type", "application/json")
+        .body(r#"{"name":"<script>alert(1)</script>"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = c
+        .post(gw.url("main", "/upload"))
+        .header("content-type", "application/json")
+        .body(format!("{{\"note\":\"{}\"}}", "a".repeat(2000)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let r = c
+        .post(gw.url("main", "/upload"))
+        .header("content-type", "application/json")
+        .body(r#"{"name":"ada","tags":["a","b"]}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[test]
+fn bad_waf_policies_are_config_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.yaml");
+    let config = GATEWAY
+        .replace("@UP@", "127.0.0.1:9")
+        .replace(
+            "      - kind: waf\n        mode: detect",
+            "      - kind: waf\n        paranoia: 7",
+        )
+        .replace(
+            "{ tag: attack-sqli, target: \"ARGS:password\" }",
+            "{ rule: 942100, target: \"NOPE:x\" }",
+        );
+    std::fs::write(&path, config).unwrap();
+    let out = Command::new(bin())
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("paranoia level is 1, 2, 3 or 4"), "{err}");
+    assert!(err.contains("not one variable the WAF knows"), "{err}");
 }

@@ -259,6 +259,7 @@ pub enum FilterSpec {
     Authenticate(AuthPolicy),
     Cors(CorsPolicy),
     SecurityHeaders(SecurityHeadersPolicy),
+    Waf(WafPolicy),
 }
 
 impl FilterSpec {
@@ -268,9 +269,43 @@ impl FilterSpec {
             FilterSpec::Authenticate(_) => "authenticate",
             FilterSpec::Cors(_) => "cors",
             FilterSpec::SecurityHeaders(_) => "security_headers",
+            FilterSpec::Waf(_) => "waf",
         }
     }
 }
+
+/// A route's WAF: the compiled rule set (the Core Rule Set with the
+/// route's paranoia level, threshold, body limit and exclusions) and how to
+/// apply it.
+#[derive(Clone, Debug)]
+pub struct WafPolicy {
+    /// False: detection only, matches are reported and nothing blocked.
+    pub block: bool,
+    pub paranoia: u8,
+    pub inbound_threshold: u32,
+    /// Request bodies are inspected up to this many bytes.
+    pub body_limit: u64,
+    /// Beyond the limit: refuse (413) rather than inspect the first part.
+    pub reject_oversized: bool,
+    /// The exclusions as SecLang directives, applied after the rules.
+    pub exclusions: String,
+    pub rules: Arc<portcullis_waf::RuleSet>,
+}
+
+/// Two policies are equal when configured alike (the rule set follows
+/// from the rest).
+impl PartialEq for WafPolicy {
+    fn eq(&self, other: &Self) -> bool {
+        self.block == other.block
+            && self.paranoia == other.paranoia
+            && self.inbound_threshold == other.inbound_threshold
+            && self.body_limit == other.body_limit
+            && self.reject_oversized == other.reject_oversized
+            && self.exclusions == other.exclusions
+    }
+}
+
+impl Eq for WafPolicy {}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LimitsPolicy {

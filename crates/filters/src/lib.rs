@@ -1,14 +1,17 @@
 //! The built-in filters every route can use: [`Limits`] (request size),
-//! [`Cors`] (cross-origin allow-list) and [`SecurityHeaders`] (response
-//! hardening). Each implements [`portcullis_core::Filter`].
+//! [`Cors`] (cross-origin allow-list), [`SecurityHeaders`] (response
+//! hardening) and [`Waf`] (the Core Rule Set). Each implements
+//! [`portcullis_core::Filter`].
 
 mod cors;
 mod limits;
 mod security_headers;
+mod waf;
 
 pub use cors::Cors;
 pub use limits::Limits;
 pub use security_headers::SecurityHeaders;
+pub use waf::Waf;
 
 #[cfg(test)]
 pub(crate) mod test_support {

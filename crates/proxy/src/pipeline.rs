@@ -17,7 +17,7 @@ use std::sync::Arc;
 use portcullis_authn::{AuthServices, Authenticate};
 use portcullis_config::runtime::{Authentication, FilterSpec};
 use portcullis_core::{Context, Filter, Outcome, Problem, Verdict};
-use portcullis_filters::{Cors, Limits, SecurityHeaders};
+use portcullis_filters::{Cors, Limits, SecurityHeaders, Waf};
 use portcullis_telemetry::events::EventLog;
 
 /// Every filter a route can run. A closed enum: dispatch is static and the
@@ -27,6 +27,7 @@ pub enum RouteFilter {
     Authenticate(Box<Authenticate>),
     Cors(Box<Cors>),
     SecurityHeaders(SecurityHeaders),
+    Waf(Box<Waf>),
 }
 
 /// What building a route's filters takes besides their policies.
@@ -53,6 +54,7 @@ impl RouteFilter {
             FilterSpec::SecurityHeaders(p) => {
                 RouteFilter::SecurityHeaders(SecurityHeaders::new(p.clone()))
             }
+            FilterSpec::Waf(p) => RouteFilter::Waf(Box::new(Waf::new(p.clone(), events.clone()))),
         }
     }
 }
@@ -64,6 +66,7 @@ macro_rules! each {
             RouteFilter::Authenticate($f) => $e,
             RouteFilter::Cors($f) => $e,
             RouteFilter::SecurityHeaders($f) => $e,
+            RouteFilter::Waf($f) => $e,
         }
     };
 }

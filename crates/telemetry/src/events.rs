@@ -28,6 +28,8 @@ pub enum EventKind {
     /// A client address or credential was locked out after repeated
     /// failures.
     AuthLockedOut,
+    /// WAF rules matched a request (blocked or, in detection mode, not).
+    WafMatch,
 }
 
 impl EventKind {
@@ -37,6 +39,7 @@ impl EventKind {
         EventKind::CorsRejected,
         EventKind::AuthFailed,
         EventKind::AuthLockedOut,
+        EventKind::WafMatch,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -46,6 +49,7 @@ impl EventKind {
             EventKind::CorsRejected => "cors_rejected",
             EventKind::AuthFailed => "auth_failed",
             EventKind::AuthLockedOut => "auth_locked_out",
+            EventKind::WafMatch => "waf_match",
         }
     }
 }

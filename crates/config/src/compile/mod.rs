@@ -9,6 +9,7 @@ mod listener;
 mod route;
 pub mod tls;
 mod upstream;
+mod waf;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -111,7 +112,11 @@ pub fn load_str(src: &str, file: Arc<str>, base_dir: &Path) -> Result<Config, Co
             return Err(d.fail());
         }
     };
-    let mut cx = Cx { d, base: base_dir };
+    let mut cx = Cx {
+        d,
+        base: base_dir,
+        waf_rules: Default::default(),
+    };
     let config = compile(parsed, &mut cx);
     cx.d.finish()?;
     Ok(config)
@@ -121,6 +126,10 @@ pub fn load_str(src: &str, file: Arc<str>, base_dir: &Path) -> Result<Config, Co
 pub(crate) struct Cx<'a> {
     pub(crate) d: Diagnostics<'a>,
     pub(crate) base: &'a Path,
+    /// WAF rule sets already built, by their setup text: routes configured
+    /// alike share one.
+    pub(crate) waf_rules:
+        std::collections::HashMap<String, std::sync::Arc<portcullis_waf::RuleSet>>,
 }
 
 impl Cx<'_> {

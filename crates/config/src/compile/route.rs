@@ -256,6 +256,7 @@ fn compile_filters(
                 filters::security_headers(h, &fat, cx).map(FilterSpec::SecurityHeaders)
             }
             FilterFile::Limits(l) => Some(FilterSpec::Limits(filters::limits(l))),
+            FilterFile::Waf(w) => super::waf::policy(w, &fat, cx).map(FilterSpec::Waf),
             FilterFile::Authenticate(a) => {
                 auth::policy(a, issuers, &fat, cx).map(FilterSpec::Authenticate)
             }

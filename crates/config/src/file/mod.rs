@@ -26,7 +26,7 @@ pub use listener::{
 };
 pub use route::{
     CorsFile, FilterFile, FrameOptions, HstsFile, MatchFile, RouteFile, RouteLimitsFile,
-    SecurityHeadersFile,
+    SecurityHeadersFile, WafBodyLimitActionFile, WafExclusionFile, WafFile, WafModeFile,
 };
 pub(crate) use units::{BYTE_SIZE_PATTERN, DURATION_PATTERN};
 pub use units::{ByteSize, DurationStr};

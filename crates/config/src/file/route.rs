@@ -61,6 +61,84 @@ pub enum FilterFile {
     SecurityHeaders(SecurityHeadersFile),
     /// Request limits (replaces the defaults for this route).
     Limits(RouteLimitsFile),
+    /// The web application firewall: the OWASP Core Rule Set, run on the
+    /// request (headers and body) before it goes upstream.
+    Waf(WafFile),
+}
+
+/// Whether the WAF blocks or only reports.
+#[derive(Clone, Copy, Debug, Default, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum WafModeFile {
+    /// Requests past the anomaly threshold get 403 (the default).
+    #[default]
+    Block,
+    /// Matches are reported as security events; nothing is blocked.
+    Detect,
+}
+
+/// What to do with a request body larger than the WAF inspects.
+#[derive(Clone, Copy, Debug, Default, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum WafBodyLimitActionFile {
+    /// Refuse it with 413 (the default): nothing goes uninspected.
+    #[default]
+    Reject,
+    /// Inspect the first `body_limit` bytes and let the rest through.
+    InspectPartial,
+}
+
+/// The WAF policy of a route.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WafFile {
+    /// `block` (default) or `detect`.
+    #[serde(default)]
+    pub mode: WafModeFile,
+    /// Paranoia level, 1 (default: few false positives) to 4 (strictest).
+    #[serde(default = "default_paranoia")]
+    pub paranoia: u8,
+    /// Inbound anomaly score at which a request is blocked. Default: 5
+    /// (one critical match).
+    #[serde(default = "default_inbound_threshold")]
+    pub inbound_threshold: u32,
+    /// Request bodies are inspected up to this size. Default: 128KiB.
+    #[serde(default = "default_waf_body_limit")]
+    pub body_limit: ByteSize,
+    /// Beyond `body_limit`: `reject` (default) or `inspect_partial`.
+    #[serde(default)]
+    pub body_limit_action: WafBodyLimitActionFile,
+    /// Rules, tags or targets left out for this route.
+    #[serde(default)]
+    pub exclusions: Vec<WafExclusionFile>,
+}
+
+/// One exclusion: a rule id or a tag, and optionally one target (then only
+/// that target is left out, e.g. `ARGS:password`).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WafExclusionFile {
+    /// A rule id, e.g. 942100.
+    #[serde(default)]
+    pub rule: Option<u32>,
+    /// A rule tag, e.g. `attack-sqli`.
+    #[serde(default)]
+    pub tag: Option<String>,
+    /// A variable, e.g. `ARGS:password` or `REQUEST_COOKIES:/^_ga/`.
+    #[serde(default)]
+    pub target: Option<String>,
+}
+
+fn default_paranoia() -> u8 {
+    1
+}
+
+fn default_inbound_threshold() -> u32 {
+    5
+}
+
+fn default_waf_body_limit() -> ByteSize {
+    ByteSize::kib(128)
 }
 
 /// A CORS allow-list. Preflights are answered by the gateway; the upstream's
