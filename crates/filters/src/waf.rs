@@ -114,10 +114,11 @@ impl Waf {
             .map_or("/", |pq| pq.as_str())
             .as_bytes();
         tx.request_line(req.method.as_str().as_bytes(), target, version(req.version));
-        if !req.headers.contains_key(http::header::HOST) {
-            if let Some(authority) = req.uri.authority() {
-                tx.request_header(b"Host", authority.as_str().as_bytes());
-            }
+        // HTTP/2 carries the host as the authority, not a header.
+        if !req.headers.contains_key(http::header::HOST)
+            && let Some(authority) = req.uri.authority()
+        {
+            tx.request_header(b"Host", authority.as_str().as_bytes());
         }
         for (name, value) in &req.headers {
             tx.request_header(name.as_str().as_bytes(), value.as_bytes());
