@@ -292,6 +292,21 @@ async fn the_demo_serves_its_tour() {
         }
     };
     assert_eq!(status("/users%2f1").await, 400);
+    // The tour's WAF line: SQL injection in the query is refused.
+    assert!(
+        tour.contains("/users?name=1%27%20OR%20%271%27=%271"),
+        "{tour}"
+    );
+    let waf = c
+        .get(format!(
+            "http://{gateway}/users?name=1%27%20OR%20%271%27=%271"
+        ))
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(waf.status(), 403);
+    assert!(waf.text().await.unwrap().contains("waf-blocked"));
     assert_eq!(status("/nothing-here").await, 404);
     let big = c
         .post(format!("http://{gateway}/users"))

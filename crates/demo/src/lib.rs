@@ -133,6 +133,10 @@ Try:
   curl -i -X OPTIONS {g}/users -H 'Origin: https://app.example.com' -H 'Access-Control-Request-Method: POST'
   curl -i -X OPTIONS {g}/users -H 'Origin: https://evil.example' -H 'Access-Control-Request-Method: POST'
 
+  # The WAF (OWASP Core Rule Set) on /users: SQL injection in the query is
+  # refused with 403 problem+json; `portcullis waf eval` shows why
+  curl -i "{g}/users?name=1%27%20OR%20%271%27=%271" -H "X-API-Key: $KEY"
+
   # Body limit on /users (POST): 413 before the body is read
   head -c 20000 /dev/zero | curl -i -X POST {g}/users -H "X-API-Key: $KEY" --data-binary @-
 
