@@ -43,7 +43,9 @@ pub fn refused_head_status(raw: &[u8]) -> Option<u16> {
         Ok(Parsed::Head(_)) | Ok(Parsed::H2Preface) => None,
         // The head never ends: the client is answered once it gives up.
         Ok(Parsed::Partial) => Some(400),
-        Err(HeadError::Malformed(_)) | Err(HeadError::ConflictingFraming) => Some(400),
+        Err(HeadError::Malformed(_) | HeadError::ConflictingFraming | HeadError::BadHost) => {
+            Some(400)
+        }
         Err(HeadError::TooManyHeaders) | Err(HeadError::TooLarge) => Some(431),
         Err(HeadError::UnsupportedExpectation) => Some(417),
         Err(HeadError::UnsupportedVersion) => Some(505),

@@ -278,6 +278,9 @@ impl Refusal {
                 EventKind::RequestRejected,
                 "expectation-failed",
             ),
+            Refusal::Head(HeadError::BadHost) => {
+                (Problem::bad_host(), EventKind::RequestRejected, "bad-host")
+            }
             Refusal::Head(HeadError::UnsupportedVersion) => (
                 Problem::new(
                     S::HTTP_VERSION_NOT_SUPPORTED,
