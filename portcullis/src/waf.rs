@@ -13,7 +13,8 @@ pub enum WafCommand {
     /// Replay the Core Rule Set's regression tests through the engine and
     /// the gateway's HTTP front end; report pass/fail per rule file.
     Conformance {
-        /// The rule set directory (rules/, crs-setup.conf.example, tests/).
+        /// A rule set directory (rules/, crs-setup.conf.example, tests/)
+        /// instead of the built-in Core Rule Set and its source tree.
         #[arg(long)]
         crs: Option<PathBuf>,
         /// A file of `rule-test: reason` lines replacing the built-in list
@@ -29,7 +30,7 @@ pub enum WafCommand {
     Eval {
         /// The raw request: request line, headers, blank line, body.
         request: PathBuf,
-        /// The rule set directory (default: the built-in Core Rule Set).
+        /// A rule set directory instead of the built-in Core Rule Set.
         #[arg(long)]
         crs: Option<PathBuf>,
         /// Paranoia level (1-4).
@@ -107,7 +108,6 @@ fn eval(
     if req.method.is_empty() || req.uri.is_empty() {
         return Err("the request line is missing (expected `METHOD /path HTTP/1.1`)".into());
     }
-    let dir = crs.unwrap_or_else(portcullis_waf::crs::default_dir);
     let mut setup = vec![portcullis_waf::Source::text(
         "eval-setup.conf",
         &format!(
@@ -117,7 +117,10 @@ fn eval(
     for f in extra {
         setup.push(portcullis_waf::Source::file(f).map_err(|e| e.to_string())?);
     }
-    let sources = portcullis_waf::crs::sources(&dir, &setup).map_err(|e| e.to_string())?;
+    let sources = match crs {
+        Some(dir) => portcullis_waf::crs::sources(&dir, &setup).map_err(|e| e.to_string())?,
+        None => portcullis_waf::crs::builtin(&setup),
+    };
     let rules = portcullis_waf::RuleSet::load(&sources).map_err(|e| e.to_string())?;
     let mut tx = rules.transaction();
     tx.connection(
@@ -175,7 +178,12 @@ fn eval(
 }
 
 fn conformance_run(crs: Option<PathBuf>, exceptions: Option<PathBuf>, verbose: bool) -> ExitCode {
-    let dir = crs.unwrap_or_else(portcullis_waf::crs::default_dir);
+    // Rules from --crs or built in; the regression tests from --crs or the
+    // source tree.
+    let tests = crs
+        .clone()
+        .unwrap_or_else(portcullis_waf::crs::default_dir)
+        .join("tests/regression/tests");
     let text = match exceptions {
         Some(p) => match std::fs::read_to_string(&p) {
             Ok(t) => t,
@@ -193,7 +201,7 @@ fn conformance_run(crs: Option<PathBuf>, exceptions: Option<PathBuf>, verbose: b
             return ExitCode::FAILURE;
         }
     };
-    let rules = match conformance::rule_set(&dir) {
+    let rules = match conformance::rule_set(crs.as_deref()) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
@@ -220,13 +228,7 @@ fn conformance_run(crs: Option<PathBuf>, exceptions: Option<PathBuf>, verbose: b
         }
     };
     let front = |raw: &[u8]| portcullis_proxy::refused_head_status(raw);
-    let report = match conformance::run(
-        &rules,
-        &dir.join("tests/regression/tests"),
-        &exceptions,
-        Some(&front),
-        &mut progress,
-    ) {
+    let report = match conformance::run(&rules, &tests, &exceptions, Some(&front), &mut progress) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");

@@ -13,7 +13,7 @@ fn rules(paranoia: u8) -> RuleSet {
     let setup = format!(
         "SecAction \"id:900000,phase:1,pass,nolog,setvar:tx.blocking_paranoia_level={paranoia}\""
     );
-    let sources = crs::sources(&crs::default_dir(), &[Source::text("bench.conf", &setup)]).unwrap();
+    let sources = crs::builtin(&[Source::text("bench.conf", &setup)]);
     RuleSet::load(&sources).unwrap()
 }
 

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::LoadError;
-use crate::ruleset::Source;
+use crate::ruleset::{DataFiles, Source};
 
 /// The engine settings and request-body rules the rule set expects.
 pub const BASE_CONF: &str = include_str!("../conf/base.conf");
@@ -34,4 +34,20 @@ pub fn sources(dir: &Path, setup: &[Source]) -> Result<Vec<Source>, LoadError> {
         out.push(Source::file(&f)?);
     }
     Ok(out)
+}
+
+/// The built-in rule set with `setup` placed like in [`sources`].
+pub fn builtin(setup: &[Source]) -> Vec<Source> {
+    let embedded = |name: &str, text: &str| Source {
+        name: format!("crs/{name}"),
+        text: text.to_string(),
+        data: DataFiles::Embedded(crate::crs_files::DATA),
+    };
+    let mut out = vec![
+        Source::text("base.conf", BASE_CONF),
+        embedded("crs-setup.conf.example", crate::crs_files::SETUP),
+    ];
+    out.extend(setup.iter().cloned());
+    out.extend(crate::crs_files::RULES.iter().map(|(n, t)| embedded(n, t)));
+    out
 }

@@ -7,6 +7,7 @@
 pub mod body;
 pub mod conformance;
 pub mod crs;
+mod crs_files;
 mod error;
 pub mod libinjection;
 mod macros;
@@ -19,5 +20,5 @@ pub mod tx;
 pub mod variables;
 
 pub use error::LoadError;
-pub use ruleset::{RuleSet, Settings, Source};
+pub use ruleset::{DataFiles, RuleSet, Settings, Source};
 pub use tx::{Intervention, Match, Transaction};

@@ -2,7 +2,6 @@
 //! transformed value. Parameters are checked and compiled at load, so a
 //! running rule never meets a bad pattern.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
@@ -10,6 +9,7 @@ use ipnet::IpNet;
 use regex::bytes::{Regex, RegexBuilder};
 
 use crate::macros::Macro;
+use crate::ruleset::DataFiles;
 
 /// Capture groups of a match, for the `capture` action (`TX.0` .. `TX.9`).
 pub type Captures = Vec<Vec<u8>>;
@@ -91,7 +91,7 @@ fn byte_escapes(pattern: &str) -> String {
 
 impl Operator {
     /// Parses `"!@rx ..."`; `dir` is where `@pmFromFile` looks for files.
-    pub fn parse(text: &str, dir: &Path) -> Result<Operator, String> {
+    pub fn parse(text: &str, data: &DataFiles) -> Result<Operator, String> {
         let t = text.trim_start();
         let (negated, t) = match t.strip_prefix('!') {
             Some(r) => (true, r.trim_start()),
@@ -117,9 +117,7 @@ impl Operator {
             "pmfromfile" | "pmf" => {
                 let mut words = Vec::new();
                 for file in param.split_ascii_whitespace() {
-                    let path = dir.join(file);
-                    let text = std::fs::read_to_string(&path)
-                        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                    let text = data.read(file)?;
                     words.extend(
                         text.lines()
                             .map(str::trim)
@@ -348,6 +346,10 @@ fn invalid_url_encoding(value: &[u8]) -> bool {
 mod tests {
     use super::*;
 
+    fn here() -> DataFiles {
+        DataFiles::Dir(".".into())
+    }
+
     struct Cx;
     impl Context for Cx {
         fn expand(&self, m: &Macro) -> Vec<u8> {
@@ -359,7 +361,7 @@ mod tests {
     }
 
     fn op(text: &str) -> Operator {
-        Operator::parse(text, Path::new(".")).unwrap()
+        Operator::parse(text, &here()).unwrap()
     }
 
     #[test]
@@ -413,10 +415,10 @@ mod tests {
 
     #[test]
     fn bad_parameters_are_refused() {
-        assert!(Operator::parse("@rx (", Path::new(".")).is_err());
-        assert!(Operator::parse("@validateByteRange 9-3", Path::new(".")).is_err());
-        assert!(Operator::parse("@ipMatch nope", Path::new(".")).is_err());
-        assert!(Operator::parse("@geoLookup", Path::new(".")).is_err());
-        assert!(Operator::parse("@pmFromFile missing.data", Path::new(".")).is_err());
+        assert!(Operator::parse("@rx (", &here()).is_err());
+        assert!(Operator::parse("@validateByteRange 9-3", &here()).is_err());
+        assert!(Operator::parse("@ipMatch nope", &here()).is_err());
+        assert!(Operator::parse("@geoLookup", &here()).is_err());
+        assert!(Operator::parse("@pmFromFile missing.data", &here()).is_err());
     }
 }

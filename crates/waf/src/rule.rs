@@ -466,7 +466,10 @@ mod tests {
     use crate::seclang::split_actions;
 
     fn rule(actions: &str, defaults: Defaults) -> Result<Rule, String> {
-        let op = Operator::parse("@unconditionalMatch", std::path::Path::new("."))?;
+        let op = Operator::parse(
+            "@unconditionalMatch",
+            &crate::ruleset::DataFiles::Dir(".".into()),
+        )?;
         let mut r = Rule::new("t.conf".into(), 1, Targets::default(), op);
         r.apply_actions(&split_actions(actions)?, &|_| defaults.clone())?;
         Ok(r)

@@ -74,13 +74,39 @@ pub struct RuleSet {
     rules: usize,
 }
 
-/// One source to load: a name for errors, its text, and the directory its
-/// data files (`@pmFromFile`) are read from.
+/// Where `@pmFromFile` finds its data files.
+#[derive(Debug, Clone)]
+pub enum DataFiles {
+    /// Relative to this directory.
+    Dir(PathBuf),
+    /// Built into the binary: (file name, contents).
+    Embedded(&'static [(&'static str, &'static str)]),
+}
+
+impl DataFiles {
+    pub fn read(&self, name: &str) -> Result<String, String> {
+        match self {
+            DataFiles::Dir(d) => {
+                let path = d.join(name);
+                std::fs::read_to_string(&path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))
+            }
+            DataFiles::Embedded(files) => files
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, text)| (*text).to_string())
+                .ok_or_else(|| format!("no data file {name} in the built-in rule set")),
+        }
+    }
+}
+
+/// One source to load: a name for errors, its text, and where its data
+/// files (`@pmFromFile`) are.
 #[derive(Debug, Clone)]
 pub struct Source {
     pub name: String,
     pub text: String,
-    pub dir: PathBuf,
+    pub data: DataFiles,
 }
 
 impl Source {
@@ -91,7 +117,7 @@ impl Source {
         Ok(Source {
             name: path.display().to_string(),
             text,
-            dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
+            data: DataFiles::Dir(path.parent().map(Path::to_path_buf).unwrap_or_default()),
         })
     }
 
@@ -99,7 +125,7 @@ impl Source {
         Source {
             name: name.to_string(),
             text: text.to_string(),
-            dir: PathBuf::from("."),
+            data: DataFiles::Dir(PathBuf::from(".")),
         }
     }
 }
@@ -124,7 +150,7 @@ impl RuleSet {
         for src in sources {
             let file: Arc<str> = src.name.as_str().into();
             for line in lines(&src.name, &src.text)? {
-                b.directive(&file, &src.dir, &line)
+                b.directive(&file, &src.data, &line)
                     .map_err(|m| LoadError::at(&src.name, line.line, m))?;
             }
             if let Some(Item::Rule(r)) = b.items.last()
@@ -214,7 +240,7 @@ impl Builder {
         |phase| self.defaults.get(&phase).cloned().unwrap_or_default()
     }
 
-    fn directive(&mut self, file: &Arc<str>, dir: &Path, line: &Line) -> Result<(), String> {
+    fn directive(&mut self, file: &Arc<str>, dir: &DataFiles, line: &Line) -> Result<(), String> {
         let name = line.words.first().map(String::as_str).unwrap_or("");
         let max_args = |n: usize| {
             if line.words.len() > n + 1 {

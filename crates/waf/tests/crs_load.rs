@@ -35,3 +35,24 @@ fn the_core_rule_set_loads_unmodified() {
     let rs = RuleSet::load(&crs_sources()).unwrap_or_else(|e| panic!("{e}"));
     assert!(rs.len() > 600, "{} rules", rs.len());
 }
+
+#[test]
+fn the_built_in_rule_set_is_the_same_rule_set() {
+    let from_files = RuleSet::load(&crs_sources()).unwrap();
+    let built_in = RuleSet::load(&portcullis_waf::crs::builtin(&[])).unwrap();
+    assert_eq!(built_in.len(), from_files.len());
+    let ids = |r: &RuleSet| r.rules().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(ids(&built_in), ids(&from_files));
+}
+
+#[test]
+fn a_rule_file_the_engine_cannot_take_is_refused_whole_with_its_line() {
+    let good = Source::text("a.conf", "SecRule ARGS \"@rx a\" \"id:1,phase:2,pass\"\n");
+    let bad = Source::text(
+        "b.conf",
+        "SecRule ARGS \"@rx b\" \"id:2,phase:2,pass\"\n\nSecRule ARGS \"@geoLookup\" \"id:3,phase:2,pass\"\n",
+    );
+    let e = RuleSet::load(&[good, bad]).unwrap_err();
+    assert_eq!((e.file.as_str(), e.line), ("b.conf", 3));
+    assert!(e.message.contains("@geolookup is not supported"), "{e}");
+}

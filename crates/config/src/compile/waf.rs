@@ -109,14 +109,10 @@ pub(super) fn policy(f: &WafFile, at: &str, cx: &mut Cx<'_>) -> Option<WafPolicy
     let rules = match cx.waf_rules.get(&key) {
         Some(r) => r.clone(),
         None => {
-            let built = crs::sources(
-                &crs::default_dir(),
-                &[Source::text("waf-setup.conf", &setup)],
-            )
-            .and_then(|mut s| {
-                s.push(Source::text("waf-exclusions.conf", &exclusions));
-                RuleSet::load(&s)
-            });
+            // The rule set built into the binary: nothing to find on disk.
+            let mut sources = crs::builtin(&[Source::text("waf-setup.conf", &setup)]);
+            sources.push(Source::text("waf-exclusions.conf", &exclusions));
+            let built = RuleSet::load(&sources);
             match built {
                 Ok(r) => {
                     let r = Arc::new(r);

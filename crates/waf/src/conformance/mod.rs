@@ -19,9 +19,14 @@ pub const TEST_SETUP: &str = r#"SecAction "id:900005,phase:1,nolog,pass,ctl:rule
 /// The tests listed as behaving differently here, with reasons.
 pub const EXCEPTIONS: &str = include_str!("../../conformance-exceptions.txt");
 
-/// Loads the rule set in the test configuration.
-pub fn rule_set(crs_dir: &Path) -> Result<RuleSet, crate::LoadError> {
-    let sources = crate::crs::sources(crs_dir, &[Source::text("test-setup.conf", TEST_SETUP)])?;
+/// Loads the rule set in the test configuration: from `crs_dir`, or the
+/// one built into the binary.
+pub fn rule_set(crs_dir: Option<&Path>) -> Result<RuleSet, crate::LoadError> {
+    let setup = [Source::text("test-setup.conf", TEST_SETUP)];
+    let sources = match crs_dir {
+        Some(dir) => crate::crs::sources(dir, &setup)?,
+        None => crate::crs::builtin(&setup),
+    };
     RuleSet::load(&sources)
 }
 
