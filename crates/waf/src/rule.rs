@@ -176,6 +176,9 @@ pub struct Rule {
     pub chain: Option<Box<Rule>>,
     /// Set while building: the next rule becomes this one's chain.
     pub wants_chain: bool,
+    /// Rules with the same transformation chain share this id (0: none),
+    /// so a transaction transforms each value once per chain.
+    pub chain_id: u32,
 }
 
 /// What `SecDefaultAction` gives the rules of one phase.
@@ -253,6 +256,7 @@ impl Rule {
             skip_after: None,
             chain: None,
             wants_chain: false,
+            chain_id: 0,
         }
     }
 

@@ -549,9 +549,11 @@ impl Builder {
     fn finish(self) -> RuleSet {
         let mut phases: [Vec<Entry>; 5] = Default::default();
         let mut rules = 0;
+        let mut chains: HashMap<Vec<crate::transforms::Transform>, u32> = HashMap::new();
         for item in self.items {
             match item {
-                Item::Rule(r) => {
+                Item::Rule(mut r) => {
+                    number_chains(&mut r, &mut chains);
                     rules += 1;
                     let p = usize::from(r.phase.clamp(1, 5) - 1);
                     if let Some(list) = phases.get_mut(p) {
@@ -593,6 +595,18 @@ impl Builder {
             settings: self.settings,
             rules,
         }
+    }
+}
+
+/// Gives `rule` (and the rest of its chain) the id of its transformation
+/// chain.
+fn number_chains(rule: &mut Rule, ids: &mut HashMap<Vec<crate::transforms::Transform>, u32>) {
+    if !rule.transforms.is_empty() {
+        let next = u32::try_from(ids.len() + 1).unwrap_or(u32::MAX);
+        rule.chain_id = *ids.entry(rule.transforms.clone()).or_insert(next);
+    }
+    if let Some(c) = rule.chain.as_deref_mut() {
+        number_chains(c, ids);
     }
 }
 

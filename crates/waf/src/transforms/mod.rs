@@ -143,6 +143,55 @@ pub struct Scratch {
     bufs: [Vec<u8>; 2],
 }
 
+/// Transformed values of one phase, by (value address, length, chain id):
+/// rules sharing a chain transform each value once. Only values that stay
+/// in place for the whole phase (request data) are kept here, and the cache
+/// is emptied when a phase starts.
+#[derive(Debug, Default)]
+pub struct Cache {
+    /// `None`: the chain leaves the value as it is.
+    index: std::collections::HashMap<(usize, usize, u32), Option<(usize, usize)>>,
+    arena: Vec<u8>,
+}
+
+impl Cache {
+    pub fn clear(&mut self) {
+        self.index.clear();
+        self.arena.clear();
+    }
+
+    /// `value` transformed by `chain` (with id `id`), from the cache or
+    /// computed and remembered.
+    pub fn get<'v>(
+        &'v mut self,
+        chain: &[Transform],
+        id: u32,
+        value: &'v [u8],
+        scratch: &mut Scratch,
+    ) -> &'v [u8] {
+        let key = (value.as_ptr() as usize, value.len(), id);
+        let slot = match self.index.get(&key) {
+            Some(slot) => *slot,
+            None => {
+                let out = apply_all(chain, value, scratch);
+                let slot = if std::ptr::eq(out, value) {
+                    None
+                } else {
+                    let start = self.arena.len();
+                    self.arena.extend_from_slice(out);
+                    Some((start, out.len()))
+                };
+                self.index.insert(key, slot);
+                slot
+            }
+        };
+        match slot {
+            None => value,
+            Some((start, len)) => self.arena.get(start..start + len).unwrap_or(value),
+        }
+    }
+}
+
 /// Runs a chain of transformations and returns the result, which is
 /// `value` itself when nothing changed it.
 pub fn apply_all<'v>(chain: &[Transform], value: &'v [u8], scratch: &'v mut Scratch) -> &'v [u8] {

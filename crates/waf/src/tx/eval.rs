@@ -8,7 +8,7 @@ use crate::macros::Macro;
 use crate::operators::{Captures, Context, atoi};
 use crate::rule::{AllowScope, Disruptive, Effect, EngineMode, Rule, SetOp, in_ranges};
 use crate::ruleset::Entry;
-use crate::transforms::{Scratch, apply_all};
+use crate::transforms::{Cache, Scratch, apply_all};
 use crate::variables::{Selector, Var};
 
 /// A rule (or chain) that matched.
@@ -114,6 +114,9 @@ impl<'r> Transaction<'r> {
         if phase > 1 && self.allowed == Some(AllowScope::Phase) {
             self.allowed = None;
         }
+        // Request data may change between phases (the body is parsed
+        // before phase 2): cached transformations start over.
+        self.tcache.clear();
         let rules = self.rules;
         let list = rules.phases.get(usize::from(phase.saturating_sub(1)))?;
         let mut i = 0;
@@ -218,13 +221,16 @@ impl<'r> Transaction<'r> {
         } else {
             let mut hits = std::mem::take(&mut self.hits);
             let mut scratch = std::mem::take(&mut self.scratch);
+            let mut cache = std::mem::take(&mut self.tcache);
             hits.clear();
             for t in &rule.targets.include {
                 self.values(rule, head, t, &mut |var, key, value| {
-                    test_value(self, rule, var, key, value, &mut scratch, &mut hits);
+                    let bufs = (&mut scratch, &mut cache);
+                    test_value(self, rule, var, key, value, bufs, &mut hits);
                 });
             }
             self.scratch = scratch;
+            self.tcache = cache;
             if hits.is_empty() {
                 self.hits = hits;
                 return false;
@@ -315,7 +321,7 @@ fn test_value(
     var: Var,
     key: &[u8],
     value: &[u8],
-    scratch: &mut Scratch,
+    (scratch, cache): (&mut Scratch, &mut Cache),
     hits: &mut Vec<Hit>,
 ) {
     let test = |v: &[u8], hits: &mut Vec<Hit>| {
@@ -344,7 +350,40 @@ fn test_value(
                 test(&current, hits);
             }
         }
+    } else if rule.chain_id != 0 && stays_in_place(var) {
+        test(
+            cache.get(&rule.transforms, rule.chain_id, value, scratch),
+            hits,
+        );
     } else {
         test(apply_all(&rule.transforms, value, scratch), hits);
     }
+}
+
+/// Variables whose values are request data that stays where it is for a
+/// whole phase, so their transformations can be cached by address.
+fn stays_in_place(var: Var) -> bool {
+    matches!(
+        var,
+        Var::Args
+            | Var::ArgsGet
+            | Var::ArgsPost
+            | Var::ArgsNames
+            | Var::ArgsGetNames
+            | Var::ArgsPostNames
+            | Var::RequestHeaders
+            | Var::RequestHeadersNames
+            | Var::RequestCookies
+            | Var::RequestCookiesNames
+            | Var::Files
+            | Var::FilesNames
+            | Var::MultipartPartHeaders
+            | Var::Xml
+            | Var::RequestFilename
+            | Var::RequestBasename
+            | Var::RequestUri
+            | Var::RequestUriRaw
+            | Var::QueryString
+            | Var::RequestBody
+    )
 }

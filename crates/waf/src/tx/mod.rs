@@ -99,6 +99,7 @@ pub struct Transaction<'r> {
     pub(crate) allowed: Option<crate::rule::AllowScope>,
     pub(crate) highest_severity: u8,
     pub(crate) scratch: crate::transforms::Scratch,
+    pub(crate) tcache: crate::transforms::Cache,
     pub(crate) hits: Vec<eval::Hit>,
     /// The chain head being evaluated, for `%{rule.*}` macros.
     pub(crate) current: Option<&'r crate::rule::Rule>,
@@ -129,6 +130,7 @@ impl RuleSet {
             allowed: None,
             highest_severity: 255,
             scratch: Default::default(),
+            tcache: Default::default(),
             hits: Vec::new(),
             current: None,
             phase_done: 0,
