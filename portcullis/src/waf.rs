@@ -131,13 +131,7 @@ fn eval(
     for (k, v) in &req.headers {
         tx.request_header(k, v);
     }
-    let mut verdict = tx.process_request_headers();
-    if verdict.is_none() {
-        verdict = tx.request_body(&req.body);
-    }
-    if verdict.is_none() {
-        verdict = tx.process_request_body();
-    }
+    let verdict = tx.process_request(&req.body);
     tx.process_logging();
     let mut shown = 0;
     for m in tx.matches().iter().filter(|m| all || m.logged) {

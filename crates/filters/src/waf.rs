@@ -123,13 +123,7 @@ impl Waf {
         for (name, value) in &req.headers {
             tx.request_header(name.as_str().as_bytes(), value.as_bytes());
         }
-        let mut verdict = tx.process_request_headers();
-        if verdict.is_none() {
-            verdict = tx.request_body(body);
-        }
-        if verdict.is_none() {
-            verdict = tx.process_request_body();
-        }
+        let verdict = tx.process_request(body);
         let blocked = verdict.is_some();
         for m in tx.matches().iter().filter(|m| m.logged) {
             self.report(ctx, m, blocked);

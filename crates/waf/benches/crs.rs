@@ -115,9 +115,7 @@ fn run(rules: &RuleSet, r: &Req) -> Vec<u32> {
     for (k, v) in &r.headers {
         tx.request_header(k.as_bytes(), v.as_bytes());
     }
-    tx.process_request_headers();
-    tx.request_body(&r.body);
-    tx.process_request_body();
+    tx.process_request(&r.body);
     tx.matches()
         .iter()
         .filter(|m| m.logged)

@@ -8,9 +8,7 @@ use std::sync::Arc;
 
 use crate::error::LoadError;
 use crate::operators::Operator;
-use crate::rule::{
-    BodyProcessor, Defaults, Disruptive, EngineMode, Rule, in_ranges, parse_id_ranges,
-};
+use crate::rule::{Defaults, Disruptive, EngineMode, Rule, in_ranges, parse_id_ranges};
 use crate::seclang::{Line, lines, split_actions};
 use crate::variables::parse_targets;
 
@@ -608,9 +606,4 @@ fn number_chains(rule: &mut Rule, ids: &mut HashMap<Vec<crate::transforms::Trans
     if let Some(c) = rule.chain.as_deref_mut() {
         number_chains(c, ids);
     }
-}
-
-/// `ctl:requestBodyProcessor` names, for callers that pick one themselves.
-pub fn body_processor(name: &str) -> Option<BodyProcessor> {
-    BodyProcessor::parse(name)
 }

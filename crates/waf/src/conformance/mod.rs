@@ -178,14 +178,7 @@ pub fn run_request(rules: &RuleSet, req: &ftw::Request, front: Option<FrontEnd>)
     for (k, v) in &req.headers {
         tx.request_header(k, v);
     }
-    let mut status = None;
-    status = status.or(tx.process_request_headers().map(|i| i.status));
-    if status.is_none() {
-        status = tx.request_body(&req.body).map(|i| i.status);
-    }
-    if status.is_none() {
-        status = tx.process_request_body().map(|i| i.status);
-    }
+    let mut status = tx.process_request(&req.body).map(|i| i.status);
     let mut response = Vec::new();
     if status.is_none() {
         let (code, headers, body) = backend(req);

@@ -219,6 +219,14 @@ impl Transaction<'_> {
         self.data.body_flags = flags;
     }
 
+    /// Phases 1 and 2 once the head is fed: the request headers, then the
+    /// body (up to the limit) and its phase. Stops at an interruption.
+    pub fn process_request(&mut self, body: &[u8]) -> Option<Intervention> {
+        self.process_request_headers()
+            .or_else(|| self.request_body(body))
+            .or_else(|| self.process_request_body())
+    }
+
     pub fn response_status(&mut self, status: u16, protocol: &[u8]) {
         self.data.response_status = Some(status);
         self.data.response_protocol = Bytes::copy_from_slice(protocol);

@@ -76,6 +76,30 @@ impl State<'_> {
         }
     }
 
+    /// Tokenizes into `tokens[pos..]` until there are `upto` tokens (or the
+    /// vector is full); comments are set aside in `last_comment` rather
+    /// than kept. Returns whether the input has more.
+    fn fetch(
+        &mut self,
+        mut more: bool,
+        pos: &mut usize,
+        upto: usize,
+        last_comment: &mut Token,
+    ) -> bool {
+        while more && *pos <= MAX_TOKENS && *pos < upto {
+            more = self.tokenize_into(*pos);
+            if more {
+                if self.t(*pos).kind == COMMENT {
+                    *last_comment = *self.t(*pos);
+                } else {
+                    last_comment.kind = 0;
+                    *pos += 1;
+                }
+            }
+        }
+        more
+    }
+
     /// Folds the token stream; returns how many tokens make the fingerprint.
     pub fn fold(&mut self) -> usize {
         let mut last_comment = Token::default();
@@ -134,17 +158,7 @@ impl State<'_> {
                 break;
             }
             // Up to two tokens.
-            while more && pos <= MAX_TOKENS && pos - left < 2 {
-                more = self.tokenize_into(pos);
-                if more {
-                    if self.t(pos).kind == COMMENT {
-                        last_comment = *self.t(pos);
-                    } else {
-                        last_comment.kind = 0;
-                        pos += 1;
-                    }
-                }
-            }
+            more = self.fetch(more, &mut pos, left + 2, &mut last_comment);
             if pos - left < 2 {
                 left = pos;
                 continue;
@@ -263,17 +277,7 @@ impl State<'_> {
                 continue;
             }
             // Nothing folded two tokens: get a third.
-            while more && pos <= MAX_TOKENS && pos - left < 3 {
-                more = self.tokenize_into(pos);
-                if more {
-                    if self.t(pos).kind == COMMENT {
-                        last_comment = *self.t(pos);
-                    } else {
-                        last_comment.kind = 0;
-                        pos += 1;
-                    }
-                }
-            }
+            more = self.fetch(more, &mut pos, left + 3, &mut last_comment);
             if pos - left < 3 {
                 left = pos;
                 continue;
