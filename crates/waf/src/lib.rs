@@ -12,6 +12,7 @@ mod error;
 pub mod libinjection;
 mod macros;
 pub mod operators;
+pub(crate) mod prefilter;
 pub mod rule;
 pub mod ruleset;
 mod seclang;

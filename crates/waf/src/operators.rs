@@ -9,6 +9,7 @@ use ipnet::IpNet;
 use regex::bytes::{Regex, RegexBuilder};
 
 use crate::macros::Macro;
+use crate::prefilter;
 use crate::ruleset::DataFiles;
 
 /// Capture groups of a match, for the `capture` action (`TX.0` .. `TX.9`).
@@ -45,6 +46,9 @@ pub struct Operator {
     pub negated: bool,
     /// As written, for `waf eval` and errors.
     pub text: String,
+    /// Literals one of which a value must contain (ignoring case) for the
+    /// operator to match, when there is such a list (see `prefilter`).
+    pub literals: Option<Vec<Vec<u8>>>,
 }
 
 /// Compiles a rule pattern: byte-oriented (no Unicode classes, `\xHH` is a
@@ -106,14 +110,20 @@ impl Operator {
             None => ("rx", t),
         };
         let mac = || Macro::parse(param);
+        let mut literals = None;
         let op = match name.to_ascii_lowercase().as_str() {
             "rx" => {
                 if param.contains("%{") {
                     return Err("macros inside @rx patterns are not supported".into());
                 }
-                Op::Rx(compile_regex(param)?)
+                let re = compile_regex(param)?;
+                literals = prefilter::regex_literals(&byte_escapes(param));
+                Op::Rx(re)
             }
-            "pm" => Op::Pm(Arc::new(phrases(param.split_ascii_whitespace())?)),
+            "pm" => {
+                literals = prefilter::phrase_literals(param.split_ascii_whitespace());
+                Op::Pm(Arc::new(phrases(param.split_ascii_whitespace())?))
+            }
             "pmfromfile" | "pmf" => {
                 let mut words = Vec::new();
                 for file in param.split_ascii_whitespace() {
@@ -125,6 +135,7 @@ impl Operator {
                             .map(str::to_string),
                     );
                 }
+                literals = prefilter::phrase_literals(words.iter().map(String::as_str));
                 Op::Pm(Arc::new(phrases(words.iter().map(String::as_str))?))
             }
             "streq" => Op::StrEq(mac()?),
@@ -150,6 +161,8 @@ impl Operator {
         };
         Ok(Operator {
             op,
+            // A negated operator matches where its literals are missing.
+            literals: literals.filter(|_| !negated),
             negated,
             text: text.to_string(),
         })

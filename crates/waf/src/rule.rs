@@ -176,9 +176,12 @@ pub struct Rule {
     pub chain: Option<Box<Rule>>,
     /// Set while building: the next rule becomes this one's chain.
     pub wants_chain: bool,
-    /// Rules with the same transformation chain share this id (0: none),
-    /// so a transaction transforms each value once per chain.
+    /// Rules with the same transformation chain share this id (0: not
+    /// numbered yet), so a transaction transforms each value once per chain.
     pub chain_id: u32,
+    /// The rule's place in its chain's literal prefilter, when its operator
+    /// can only match values containing one of a few literals.
+    pub slot: Option<u32>,
 }
 
 /// What `SecDefaultAction` gives the rules of one phase.
@@ -257,6 +260,7 @@ impl Rule {
             chain: None,
             wants_chain: false,
             chain_id: 0,
+            slot: None,
         }
     }
 

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::error::LoadError;
 use crate::operators::Operator;
+use crate::prefilter::{Chains, Prefilter};
 use crate::rule::{Defaults, Disruptive, EngineMode, Rule, in_ranges, parse_id_ranges};
 use crate::seclang::{Line, lines, split_actions};
 use crate::variables::parse_targets;
@@ -68,6 +69,8 @@ pub enum Entry {
 #[derive(Debug)]
 pub struct RuleSet {
     pub(crate) phases: [Vec<Entry>; 5],
+    /// Which rules a value may match, by the literals they need.
+    pub(crate) prefilter: Option<Prefilter>,
     pub settings: Settings,
     rules: usize,
 }
@@ -547,11 +550,11 @@ impl Builder {
     fn finish(self) -> RuleSet {
         let mut phases: [Vec<Entry>; 5] = Default::default();
         let mut rules = 0;
-        let mut chains: HashMap<Vec<crate::transforms::Transform>, u32> = HashMap::new();
+        let mut chains = Chains::default();
         for item in self.items {
             match item {
                 Item::Rule(mut r) => {
-                    number_chains(&mut r, &mut chains);
+                    chains.number(&mut r);
                     rules += 1;
                     let p = usize::from(r.phase.clamp(1, 5) - 1);
                     if let Some(list) = phases.get_mut(p) {
@@ -590,20 +593,9 @@ impl Builder {
         }
         RuleSet {
             phases,
+            prefilter: chains.build(),
             settings: self.settings,
             rules,
         }
-    }
-}
-
-/// Gives `rule` (and the rest of its chain) the id of its transformation
-/// chain.
-fn number_chains(rule: &mut Rule, ids: &mut HashMap<Vec<crate::transforms::Transform>, u32>) {
-    if !rule.transforms.is_empty() {
-        let next = u32::try_from(ids.len() + 1).unwrap_or(u32::MAX);
-        rule.chain_id = *ids.entry(rule.transforms.clone()).or_insert(next);
-    }
-    if let Some(c) = rule.chain.as_deref_mut() {
-        number_chains(c, ids);
     }
 }

@@ -351,10 +351,14 @@ fn test_value(
             }
         }
     } else if rule.chain_id != 0 && stays_in_place(var) {
-        test(
-            cache.get(&rule.transforms, rule.chain_id, value, scratch),
-            hits,
-        );
+        let e = cache.entry(&rule.transforms, rule.chain_id, value, scratch);
+        if let Some(slot) = rule.slot
+            && let Some(filter) = &tx.rules.prefilter
+            && !cache.may_match(e, value, filter, rule.chain_id, slot)
+        {
+            return;
+        }
+        test(cache.value(e, value), hits);
     } else {
         test(apply_all(&rule.transforms, value, scratch), hits);
     }

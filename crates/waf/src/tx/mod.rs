@@ -3,7 +3,7 @@
 //! the answer is whether to interrupt the exchange.
 
 mod collect;
-mod eval;
+pub mod eval;
 mod request;
 mod vars;
 

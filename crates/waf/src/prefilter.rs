@@ -1,0 +1,397 @@
+//! A literal prefilter shared by the rules of one transformation chain.
+//!
+//! Most rules look for something specific: a regular expression that can
+//! only match where one of a few literals occurs (`select`, `<script`,
+//! `/etc/`), a phrase list. A clean value contains none of them, yet
+//! running each rule on it scans it once per rule. Here the literals of
+//! every rule sharing a transformation chain go into one Aho-Corasick
+//! automaton; a transformed value is scanned once, and a rule none of whose
+//! literals occur is known not to match without running its operator.
+//!
+//! Literals are lower-cased and searched case-insensitively: that can only
+//! let more values through to the real operator, never fewer, so the
+//! prefilter never changes a verdict.
+
+use std::collections::HashMap;
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use regex_syntax::ParserBuilder;
+use regex_syntax::hir::literal::{ExtractKind, Extractor};
+use regex_syntax::hir::{Class, ClassBytes, ClassBytesRange, Hir, HirKind, Repetition};
+
+use crate::rule::Rule;
+use crate::transforms::Transform;
+
+/// Literals kept per rule; more make the shared automaton bigger for
+/// little gain.
+const MAX_LITERALS: usize = 128;
+
+/// Literals at least one of which occurs (ignoring ASCII case) in every
+/// value the regular expression (already rewritten for bytes) matches, or
+/// `None` when no such short list exists.
+pub fn regex_literals(pattern: &str) -> Option<Vec<Vec<u8>>> {
+    let hir = ParserBuilder::new()
+        .unicode(false)
+        .utf8(false)
+        .dot_matches_new_line(true)
+        .build()
+        .parse(pattern)
+        .ok()?;
+    let hir = fold_case(hir);
+    let ends = [ExtractKind::Prefix, ExtractKind::Suffix].map(|kind| {
+        let mut ex = Extractor::new();
+        ex.kind(kind).limit_total(MAX_LITERALS).limit_class(12);
+        ex.extract(&hir)
+            .literals()
+            .and_then(|l| minimal(l.iter().map(|l| l.as_bytes().to_vec()).collect()))
+    });
+    ends.into_iter()
+        .chain(std::iter::once(cover(&hir)))
+        .flatten()
+        .max_by_key(|lits| quality(lits))
+        .filter(|lits| quality(lits).0 >= MIN_WEIGHT)
+}
+
+/// Literals one of which every match of `hir` contains, if few enough.
+fn cover(hir: &Hir) -> Option<Vec<Vec<u8>>> {
+    match hir.kind() {
+        HirKind::Literal(l) => Some(vec![l.0.to_vec()]),
+        HirKind::Class(Class::Bytes(c)) => {
+            let n: usize = c.iter().map(|r| usize::from(r.end() - r.start()) + 1).sum();
+            (n <= 12).then(|| {
+                c.iter()
+                    .flat_map(|r| r.start()..=r.end())
+                    .map(|b| vec![b])
+                    .collect()
+            })
+        }
+        HirKind::Repetition(r) if r.min > 0 => cover(&r.sub),
+        HirKind::Capture(c) => cover(&c.sub),
+        // Every match contains a match of each part: the best part speaks
+        // for the whole.
+        HirKind::Concat(subs) => subs
+            .iter()
+            .filter_map(cover)
+            .max_by_key(|lits| quality(lits)),
+        HirKind::Alternation(subs) => {
+            let mut all = Vec::new();
+            for s in subs {
+                all.extend(cover(s)?);
+                if all.len() > MAX_LITERALS * 4 {
+                    return None;
+                }
+            }
+            minimal(all).filter(|l| l.len() <= MAX_LITERALS)
+        }
+        _ => None,
+    }
+}
+
+/// How selective a literal list is: by its weakest literal, then by how
+/// short the list is. Letters, digits, spaces and the punctuation of
+/// ordinary text count one, other bytes three: `(` or `<` is as telling as
+/// `sel`, while `on` or `.` occurs in any sentence.
+fn quality(lits: &[Vec<u8>]) -> (usize, std::cmp::Reverse<usize>) {
+    (
+        lits.iter().map(|l| weight(l)).min().unwrap_or(0),
+        std::cmp::Reverse(lits.len()),
+    )
+}
+
+fn weight(lit: &[u8]) -> usize {
+    lit.iter()
+        .map(|b| {
+            if b.is_ascii_alphanumeric()
+                || matches!(b, b' ' | b'.' | b',' | b'-' | b'_' | b'/' | b':')
+            {
+                1
+            } else {
+                3
+            }
+        })
+        .sum::<usize>()
+        .min(8)
+}
+
+/// Below this, a list would let nearly every value through.
+const MIN_WEIGHT: usize = 3;
+
+/// Phrases of `@pm`: one of them must occur for a match.
+pub fn phrase_literals<'a>(phrases: impl Iterator<Item = &'a str>) -> Option<Vec<Vec<u8>>> {
+    let lits: Vec<Vec<u8>> = phrases.map(|p| p.as_bytes().to_vec()).collect();
+    minimal(lits).filter(|lits| quality(lits).0 >= MIN_WEIGHT)
+}
+
+/// Lower-cases the literals and drops any that contains another (the
+/// shorter one occurs whenever the longer does). `None` when a literal is
+/// empty (anything matches) or there are none.
+fn minimal(mut lits: Vec<Vec<u8>>) -> Option<Vec<Vec<u8>>> {
+    for l in &mut lits {
+        l.make_ascii_lowercase();
+    }
+    if lits.is_empty() || lits.iter().any(Vec::is_empty) {
+        return None;
+    }
+    lits.sort_by_key(Vec::len);
+    lits.dedup();
+    let mut kept: Vec<Vec<u8>> = Vec::with_capacity(lits.len());
+    for l in lits {
+        if !kept.iter().any(|k| memchr::memmem::find(&l, k).is_some()) {
+            kept.push(l);
+        }
+    }
+    Some(kept)
+}
+
+/// Rewrites the expression so that letters only appear in lower case:
+/// `[Ss]` becomes `s`, `[A-Za-z]` becomes `[a-z]`. What it matches,
+/// ignoring case, is a superset of what the original matches.
+fn fold_case(hir: Hir) -> Hir {
+    match hir.into_kind() {
+        HirKind::Literal(lit) => Hir::literal(lit.0.to_ascii_lowercase()),
+        HirKind::Class(Class::Bytes(c)) => Hir::class(Class::Bytes(lower_class(&c))),
+        HirKind::Class(c) => Hir::class(c),
+        HirKind::Repetition(r) => Hir::repetition(Repetition {
+            sub: Box::new(fold_case(*r.sub)),
+            ..r
+        }),
+        HirKind::Capture(c) => fold_case(*c.sub),
+        HirKind::Concat(subs) => Hir::concat(subs.into_iter().map(fold_case).collect()),
+        HirKind::Alternation(subs) => Hir::alternation(subs.into_iter().map(fold_case).collect()),
+        HirKind::Empty => Hir::empty(),
+        HirKind::Look(l) => Hir::look(l),
+    }
+}
+
+fn lower_class(c: &ClassBytes) -> ClassBytes {
+    // `ClassBytes::new` sorts and merges the ranges.
+    ClassBytes::new(c.iter().flat_map(|r| {
+        (r.start()..=r.end()).map(|b| {
+            let l = b.to_ascii_lowercase();
+            ClassBytesRange::new(l, l)
+        })
+    }))
+}
+
+/// Numbers the transformation chains of a rule set as it is built (rules
+/// with the same chain share an id, so a transaction transforms a value
+/// once per chain) and collects the literals of every rule.
+#[derive(Debug, Default)]
+pub struct Chains {
+    ids: HashMap<Vec<Transform>, u32>,
+    /// By chain id - 1.
+    chains: Vec<Literals>,
+    all: Literals,
+    slots: u32,
+}
+
+impl Chains {
+    /// Gives `rule` and the rest of its chain their chain ids and, where
+    /// the operator has literals, their prefilter slots.
+    pub fn number(&mut self, rule: &mut Rule) {
+        let next = u32::try_from(self.ids.len() + 1).unwrap_or(u32::MAX);
+        let id = *self.ids.entry(rule.transforms.clone()).or_insert(next);
+        if id == next {
+            self.chains.push(Literals::default());
+        }
+        rule.chain_id = id;
+        // multiMatch tests the value at every step of the chain, not only
+        // the end the filter sees.
+        if let Some(lits) = &rule.operator.literals
+            && !rule.multi_match
+            && let Some(chain) = self.chains.get_mut(id as usize - 1)
+        {
+            let slot = self.slots;
+            self.slots += 1;
+            chain.add(lits, slot);
+            self.all.add(lits, slot);
+            rule.slot = Some(slot);
+        }
+        if let Some(c) = rule.chain.as_deref_mut() {
+            self.number(c);
+        }
+    }
+
+    pub fn build(self) -> Option<Prefilter> {
+        Some(Prefilter {
+            words: (self.slots as usize).div_ceil(64),
+            all: self.all.build()?,
+            chains: std::iter::once(None)
+                .chain(self.chains.into_iter().map(Literals::build))
+                .collect(),
+        })
+    }
+}
+
+/// The prefilter of a rule set. A value that a chain leaves unchanged
+/// (but for letter case) is scanned once for the literals of all chains;
+/// a value a chain changes is scanned for that chain's literals.
+#[derive(Debug)]
+pub struct Prefilter {
+    all: Scanner,
+    /// By chain id.
+    chains: Vec<Option<Scanner>>,
+    /// Words of a bit set that holds every slot.
+    pub words: usize,
+}
+
+impl Prefilter {
+    /// Sets, in `bits`, the slot of every rule one of whose literals
+    /// occurs in `value`: every rule (`chain` None) or the rules of one
+    /// chain.
+    pub fn scan(&self, chain: Option<u32>, value: &[u8], bits: &mut [u64]) {
+        let scanner = match chain {
+            None => Some(&self.all),
+            Some(id) => self.chains.get(id as usize).and_then(Option::as_ref),
+        };
+        if let Some(s) = scanner {
+            s.scan(value, bits);
+        }
+    }
+}
+
+/// Literals and the slots of the rules that listed them.
+#[derive(Debug, Default)]
+struct Literals {
+    patterns: Vec<Vec<u8>>,
+    index: HashMap<Vec<u8>, usize>,
+    slots: Vec<Vec<u32>>,
+}
+
+impl Literals {
+    fn add(&mut self, literals: &[Vec<u8>], slot: u32) {
+        for l in literals {
+            match self.index.get(l) {
+                Some(&i) => {
+                    if let Some(s) = self.slots.get_mut(i) {
+                        s.push(slot);
+                    }
+                }
+                None => {
+                    self.index.insert(l.clone(), self.patterns.len());
+                    self.patterns.push(l.clone());
+                    self.slots.push(vec![slot]);
+                }
+            }
+        }
+    }
+
+    fn build(self) -> Option<Scanner> {
+        if self.patterns.is_empty() {
+            return None;
+        }
+        let ac = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .kind(Some(AhoCorasickKind::DFA))
+            .build(&self.patterns)
+            .ok()?;
+        Some(Scanner {
+            ac,
+            slots: self.slots,
+        })
+    }
+}
+
+#[derive(Debug)]
+struct Scanner {
+    ac: AhoCorasick,
+    /// Per pattern, the slots of the rules that listed it.
+    slots: Vec<Vec<u32>>,
+}
+
+impl Scanner {
+    fn scan(&self, value: &[u8], bits: &mut [u64]) {
+        for m in self.ac.find_overlapping_iter(value) {
+            for &s in self.slots.get(m.pattern().as_usize()).into_iter().flatten() {
+                set(bits, s);
+            }
+        }
+    }
+}
+
+fn set(bits: &mut [u64], slot: u32) {
+    if let Some(w) = bits.get_mut((slot / 64) as usize) {
+        *w |= 1 << (slot % 64);
+    }
+}
+
+pub fn is_set(bits: &[u64], slot: u32) -> bool {
+    bits.get((slot / 64) as usize)
+        .is_some_and(|w| w & (1 << (slot % 64)) != 0)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn lits(p: &str) -> Option<Vec<String>> {
+        regex_literals(p).map(|v| {
+            v.into_iter()
+                .map(|l| String::from_utf8(l).unwrap())
+                .collect()
+        })
+    }
+
+    #[test]
+    fn literals_are_lowered_and_minimal() {
+        assert_eq!(lits("(?i)<scrIPT"), Some(vec!["<script".into()]));
+        let l = lits("(?i)(?:union\\s+select|select.+from)").unwrap();
+        assert!(l.contains(&"union".to_string()) || l.contains(&"select".to_string()));
+        // Nothing specific to look for.
+        assert_eq!(lits("[a-z]+"), None);
+        assert_eq!(lits("^.*$"), None);
+        assert_eq!(lits("a?"), None);
+        assert_eq!(
+            phrase_literals(["Foo", "foobar", "<x"].into_iter()),
+            Some(vec![b"<x".to_vec(), b"foo".to_vec()])
+        );
+        // Too common in ordinary text to tell anything.
+        assert_eq!(phrase_literals(["on", "select"].into_iter()), None);
+        assert_eq!(lits("(?i)\\bon[a-z]+"), None);
+        assert_eq!(lits("(?i)\\bon[a-z]+="), Some(vec!["=".into()]));
+        // Punctuation is telling: the best part of the expression is used.
+        assert_eq!(lits("[a-z]+\\([a-z]*\\)"), Some(vec![")".into()]));
+    }
+
+    #[test]
+    fn the_filter_never_hides_a_match() {
+        let pats = [
+            "(?i)\\b(?:s(?:elect|leep)|union)\\b",
+            "(?i)on(?:error|load)\\s*=",
+            "/etc/(?:passwd|shadow)",
+            "(?i)[Jj]ava[\\s\\S]{0,3}script:",
+        ];
+        let mut all = Literals::default();
+        for (slot, p) in (0u32..).zip(&pats) {
+            all.add(&regex_literals(p).unwrap(), slot);
+        }
+        let f = all.build().unwrap();
+        let values: [&[u8]; 6] = [
+            b"1 UNION all SELECT x",
+            b"<img OnErRoR =x>",
+            b"../../etc/passwd",
+            b"JAVA\tscript:alert(1)",
+            b"a perfectly ordinary sentence",
+            b"sleeping",
+        ];
+        for v in values {
+            let mut bits = [0u64; 1];
+            f.scan(v, &mut bits);
+            for (slot, p) in (0u32..).zip(&pats) {
+                let re = regex::bytes::Regex::new(p).unwrap();
+                if re.is_match(v) {
+                    assert!(
+                        is_set(&bits, slot),
+                        "{p} on {:?}",
+                        String::from_utf8_lossy(v)
+                    );
+                }
+            }
+        }
+        let mut bits = [0u64; 1];
+        f.scan(b"a perfectly ordinary sentence", &mut bits);
+        assert_eq!(bits, [0]);
+    }
+}
