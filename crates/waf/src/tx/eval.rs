@@ -3,12 +3,13 @@
 
 use bytes::Bytes;
 
+use super::cache::Cache;
 use super::{Intervention, Transaction};
 use crate::macros::Macro;
 use crate::operators::{Captures, Context, atoi};
 use crate::rule::{AllowScope, Disruptive, Effect, EngineMode, Rule, SetOp, in_ranges};
 use crate::ruleset::Entry;
-use crate::transforms::{Cache, Scratch, apply_all};
+use crate::transforms::{Scratch, apply_all};
 use crate::variables::{Selector, Var};
 
 /// A rule (or chain) that matched.
@@ -219,14 +220,20 @@ impl<'r> Transaction<'r> {
             }
             self.run_effects(rule);
         } else {
+            if self.filtered_out(rule) {
+                return false;
+            }
             let mut hits = std::mem::take(&mut self.hits);
             let mut scratch = std::mem::take(&mut self.scratch);
             let mut cache = std::mem::take(&mut self.tcache);
             hits.clear();
             for t in &rule.targets.include {
+                // A count is made on the spot: it does not stay in place.
+                let cacheable = !t.count;
                 self.values(rule, head, t, &mut |var, key, value| {
                     let bufs = (&mut scratch, &mut cache);
-                    test_value(self, rule, var, key, value, bufs, &mut hits);
+                    let cached = cacheable && stays_in_place(var);
+                    test_value(self, rule, (var, key, value, cached), bufs, &mut hits);
                 });
             }
             self.scratch = scratch;
@@ -244,6 +251,42 @@ impl<'r> Transaction<'r> {
             Some(next) => self.eval_rule(next, head),
             None => true,
         }
+    }
+
+    /// Whether the prefilter rules out every value `rule` inspects: none
+    /// of its literals occurs in any value of any variable it targets.
+    /// Key selectors and exclusions only narrow what a rule sees, so the
+    /// whole variable speaks for them.
+    fn filtered_out(&mut self, rule: &Rule) -> bool {
+        let (Some(slot), Some(filter)) = (rule.slot, &self.rules.prefilter) else {
+            return false;
+        };
+        let targets = &rule.targets.include;
+        if targets.iter().any(|t| t.count || !stays_in_place(t.var)) {
+            return false;
+        }
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let mut cache = std::mem::take(&mut self.tcache);
+        let mut out = true;
+        for t in targets {
+            let attrs = matches!(&t.selector, Selector::XPath(x) if x == "//@*");
+            let values = |f: &mut dyn FnMut(&[u8])| {
+                if t.var.is_collection() {
+                    self.each(t.var, &t.selector, &mut |_, v| f(v));
+                } else if let Some(v) = self.scalar(t.var) {
+                    f(&v);
+                }
+            };
+            let key = (t.var, attrs, rule.chain_id);
+            let chain = &rule.transforms;
+            if cache.may_match_any(key, chain, filter, slot, &mut scratch, &values) {
+                out = false;
+                break;
+            }
+        }
+        self.scratch = scratch;
+        self.tcache = cache;
+        out
     }
 
     fn apply_hit(&mut self, rule: &Rule, hit: Hit) {
@@ -315,12 +358,12 @@ pub(crate) struct Hit {
 
 /// Transforms one value and tests it (at every step of the chain with
 /// `multiMatch`), recording a hit for each match.
+/// `cached`: the value stays in place for the phase, so its transformed
+/// forms can be kept by address.
 fn test_value(
     tx: &Transaction<'_>,
     rule: &Rule,
-    var: Var,
-    key: &[u8],
-    value: &[u8],
+    (var, key, value, cached): (Var, &[u8], &[u8], bool),
     (scratch, cache): (&mut Scratch, &mut Cache),
     hits: &mut Vec<Hit>,
 ) {
@@ -350,7 +393,7 @@ fn test_value(
                 test(&current, hits);
             }
         }
-    } else if rule.chain_id != 0 && stays_in_place(var) {
+    } else if cached && rule.chain_id != 0 {
         let e = cache.entry(&rule.transforms, rule.chain_id, value, scratch);
         if let Some(slot) = rule.slot
             && let Some(filter) = &tx.rules.prefilter

@@ -2,8 +2,9 @@
 //! phases. The caller feeds it what it has and asks it to run each phase;
 //! the answer is whether to interrupt the exchange.
 
+mod cache;
 mod collect;
-pub mod eval;
+mod eval;
 mod request;
 mod vars;
 
@@ -99,7 +100,7 @@ pub struct Transaction<'r> {
     pub(crate) allowed: Option<crate::rule::AllowScope>,
     pub(crate) highest_severity: u8,
     pub(crate) scratch: crate::transforms::Scratch,
-    pub(crate) tcache: crate::transforms::Cache,
+    pub(crate) tcache: cache::Cache,
     pub(crate) hits: Vec<eval::Hit>,
     /// The chain head being evaluated, for `%{rule.*}` macros.
     pub(crate) current: Option<&'r crate::rule::Rule>,
