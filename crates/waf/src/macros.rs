@@ -1,11 +1,13 @@
 //! Macro text: `%{TX.anomaly_score}`, `%{MATCHED_VAR}`, `%{rule.id}` inside
 //! action and operator arguments, expanded when the rule runs.
 
+use bytes::Bytes;
+
 use crate::variables::Var;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Part {
-    Lit(Vec<u8>),
+    Lit(Bytes),
     /// A variable, with a key for collections (kept in lower case).
     Var(Var, Option<String>),
 }
@@ -34,14 +36,14 @@ impl Macro {
             let var = Var::from_name(name.trim())
                 .ok_or_else(|| format!("unknown variable {name:?} in macro %{{{inner}}}"))?;
             if !lit.is_empty() {
-                parts.push(Part::Lit(std::mem::take(&mut lit)));
+                parts.push(Part::Lit(Bytes::from(std::mem::take(&mut lit))));
             }
             parts.push(Part::Var(var, key));
             rest = after.get(end + 1..).unwrap_or("");
         }
         lit.extend_from_slice(rest.as_bytes());
         if !lit.is_empty() {
-            parts.push(Part::Lit(lit));
+            parts.push(Part::Lit(Bytes::from(lit)));
         }
         Ok(Macro { parts })
     }
@@ -52,6 +54,16 @@ impl Macro {
             [] => Some(b""),
             [Part::Lit(l)] => Some(l),
             _ => None,
+        }
+    }
+
+    /// Expands with `lookup`; text without references is shared, not
+    /// copied.
+    pub fn expand_bytes(&self, lookup: impl FnMut(Var, Option<&str>, &mut Vec<u8>)) -> Bytes {
+        match self.parts.as_slice() {
+            [] => Bytes::new(),
+            [Part::Lit(l)] => l.clone(),
+            _ => Bytes::from(self.expand(lookup)),
         }
     }
 
@@ -79,11 +91,11 @@ mod tests {
         assert_eq!(
             m.parts,
             vec![
-                Part::Lit(b"Total: ".to_vec()),
+                Part::Lit(Bytes::from_static(b"Total: ")),
                 Part::Var(Var::Tx, Some("anomaly_score".into())),
-                Part::Lit(b" at ".to_vec()),
+                Part::Lit(Bytes::from_static(b" at ")),
                 Part::Var(Var::MatchedVarName, None),
-                Part::Lit(b"%".to_vec()),
+                Part::Lit(Bytes::from_static(b"%")),
             ]
         );
         let out = m.expand(|v, k, out| {

@@ -321,8 +321,8 @@ impl<'r> Transaction<'r> {
                     match &s.op {
                         SetOp::Delete => self.vars.remove(s.collection, &name),
                         SetOp::Set(v) => {
-                            let v = self.expand(v);
-                            self.vars.set(s.collection, &name, Bytes::from(v));
+                            let v = v.expand_bytes(|var, key, out| self.lookup(var, key, out));
+                            self.vars.set(s.collection, &name, v);
                         }
                         SetOp::Add(v) | SetOp::Sub(v) => {
                             let delta = atoi(&self.expand(v));

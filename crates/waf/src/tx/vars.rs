@@ -5,12 +5,15 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
+use foldhash::fast::RandomState;
 
 use crate::variables::Var;
 
+type Map = HashMap<Box<str>, Bytes, RandomState>;
+
 #[derive(Debug, Default)]
 pub struct Vars {
-    maps: [HashMap<Box<str>, Bytes>; 6],
+    maps: [Map; 6],
 }
 
 fn slot(var: Var) -> Option<usize> {
@@ -30,11 +33,11 @@ pub fn is_writable(var: Var) -> bool {
 }
 
 impl Vars {
-    fn map(&self, var: Var) -> Option<&HashMap<Box<str>, Bytes>> {
+    fn map(&self, var: Var) -> Option<&Map> {
         self.maps.get(slot(var)?)
     }
 
-    fn map_mut(&mut self, var: Var) -> Option<&mut HashMap<Box<str>, Bytes>> {
+    fn map_mut(&mut self, var: Var) -> Option<&mut Map> {
         self.maps.get_mut(slot(var)?)
     }
 

@@ -3,6 +3,8 @@
 //! the fingerprints of known SQL injection.
 
 use std::collections::{HashMap, HashSet};
+
+use foldhash::fast::RandomState;
 use std::sync::OnceLock;
 
 const JSON: &str = include_str!("../../../data/libinjection/sqlparse_data.json");
@@ -36,9 +38,9 @@ pub enum Parser {
 #[derive(Debug)]
 pub struct Data {
     pub charmap: [Parser; 256],
-    keywords: HashMap<Vec<u8>, u8>,
+    keywords: HashMap<Vec<u8>, u8, RandomState>,
     longest: usize,
-    fingerprints: HashSet<Vec<u8>>,
+    fingerprints: HashSet<Vec<u8>, RandomState>,
 }
 
 impl Data {
@@ -57,7 +59,16 @@ impl Data {
 
     /// Whether a fingerprint is one of the known injections.
     pub fn is_fingerprint(&self, fp: &[u8]) -> bool {
-        self.fingerprints.contains(&fp.to_ascii_uppercase())
+        let mut buf = [0u8; 8];
+        match buf.get_mut(..fp.len()) {
+            Some(upper) => {
+                for (d, s) in upper.iter_mut().zip(fp) {
+                    *d = s.to_ascii_uppercase();
+                }
+                self.fingerprints.contains(&*upper)
+            }
+            None => false,
+        }
     }
 }
 
@@ -98,7 +109,7 @@ fn load() -> Data {
             *slot = parser(name.as_str().unwrap_or(""));
         }
     }
-    let mut keywords = HashMap::new();
+    let mut keywords = HashMap::default();
     let mut longest = 0;
     if let Some(map) = v.get("keywords").and_then(serde_json::Value::as_object) {
         for (word, kind) in map {

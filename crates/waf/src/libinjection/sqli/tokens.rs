@@ -153,12 +153,30 @@ fn span(s: &[u8], from: usize, set: &[u8]) -> usize {
         .count()
 }
 
+/// A set of bytes as a table: words are scanned byte by byte, and a
+/// lookup is cheaper than comparing with every byte of the set.
+#[allow(clippy::indexing_slicing)] // indexes are bytes, the table has 256 entries
+const fn byte_set(bytes: &[u8]) -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < bytes.len() {
+        t[bytes[i] as usize] = true;
+        i += 1;
+    }
+    t
+}
+
+/// What ends a word.
+const WORD_END: [bool; 256] = byte_set(b" []{}<>:\\?=@!#~+-*/&|^%(),';\t\n\x0b\x0c\r\"\xa0\x00");
+/// What ends a variable name.
+const VAR_END: [bool; 256] = byte_set(b" <>:\\?=@!#~+-*/&|^%(),';\t\n\x0b\x0c\r'`\"");
+
 /// Bytes from `from` until one is in `stop`.
-fn cspan(s: &[u8], from: usize, stop: &[u8]) -> usize {
+fn cspan(s: &[u8], from: usize, stop: &[bool; 256]) -> usize {
     s.get(from..)
         .unwrap_or(&[])
         .iter()
-        .take_while(|c| !stop.contains(c))
+        .take_while(|c| !stop.get(usize::from(**c)).copied().unwrap_or(false))
         .count()
 }
 
@@ -533,11 +551,7 @@ impl<'a> State<'a> {
 
     pub fn word(&mut self) -> usize {
         let (s, pos) = (self.s, self.pos);
-        let wlen = cspan(
-            s,
-            pos,
-            b" []{}<>:\\?=@!#~+-*/&|^%(),';\t\n\x0b\x0c\r\"\xa0\x00",
-        );
+        let wlen = cspan(s, pos, &WORD_END);
         self.cur()
             .assign(BAREWORD, pos, s.get(pos..pos + wlen).unwrap_or(&[]));
         // "SELECT.1" or "SELECT`col`": a keyword before a dot or tick is
@@ -595,7 +609,7 @@ impl<'a> State<'a> {
                 return p;
             }
         }
-        let xlen = cspan(s, pos, b" <>:\\?=@!#~+-*/&|^%(),';\t\n\x0b\x0c\r'`\"");
+        let xlen = cspan(s, pos, &VAR_END);
         self.cur()
             .assign(VARIABLE, pos, s.get(pos..pos + xlen).unwrap_or(&[]));
         pos + xlen
