@@ -5,6 +5,7 @@
 //! [`Transaction`] follows one request through the five phases.
 
 pub mod body;
+mod byteset;
 pub mod conformance;
 pub mod crs;
 mod crs_files;

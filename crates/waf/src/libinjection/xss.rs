@@ -46,6 +46,11 @@ const BLACK_TAGS: &[&str] = &[
 
 /// `word` (upper case) equals `s` compared without case, NULs in `s` skipped.
 fn equals_ignoring_nuls(word: &str, s: &[u8]) -> bool {
+    // Without NULs (the usual case) this is a plain comparison, and most
+    // words differ in length.
+    if memchr::memchr(0, s).is_none() {
+        return word.len() == s.len() && s.eq_ignore_ascii_case(word.as_bytes());
+    }
     let mut w = word.bytes();
     for &c in s {
         if c == 0 {

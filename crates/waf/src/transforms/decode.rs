@@ -39,7 +39,7 @@ fn wide_to_byte(s: &[u8], hex4: usize) -> u8 {
 }
 
 pub fn url_decode(s: &[u8], out: &mut Vec<u8>) -> bool {
-    if !s.iter().any(|&b| b == b'%' || b == b'+') {
+    if memchr::memchr2(b'%', b'+', s).is_none() {
         return false;
     }
     let mut i = 0;
@@ -57,7 +57,7 @@ pub fn url_decode(s: &[u8], out: &mut Vec<u8>) -> bool {
 }
 
 pub fn url_decode_uni(s: &[u8], out: &mut Vec<u8>) -> bool {
-    if !s.iter().any(|&b| b == b'%' || b == b'+') {
+    if memchr::memchr2(b'%', b'+', s).is_none() {
         return false;
     }
     let mut i = 0;
@@ -404,6 +404,10 @@ pub fn hex_encode(s: &[u8], out: &mut Vec<u8>) -> bool {
 
 /// `0x414243` inside text becomes `ABC`.
 pub fn sql_hex_decode(s: &[u8], out: &mut Vec<u8>) -> bool {
+    // Every escape starts with a 0 followed by x.
+    if memchr::memmem::find(s, b"0x").is_none() && memchr::memmem::find(s, b"0X").is_none() {
+        return false;
+    }
     let mut i = 0;
     let mut changed = false;
     while i < s.len() {

@@ -2,12 +2,24 @@
 //! lines and paths.
 
 use super::decode::is_space;
+use crate::byteset::{byte_set, has};
 
 fn at(s: &[u8], i: usize) -> u8 {
     s.get(i).copied().unwrap_or(0)
 }
 
 const NBSP: u8 = 0xa0;
+
+/// Whether `s` holds any of `set`'s bytes, three at a time with the
+/// vectorised searches: the quick "unchanged" checks run on every value.
+fn has_any(s: &[u8], set: &[u8]) -> bool {
+    set.chunks(3).any(|c| match *c {
+        [a] => memchr::memchr(a, s).is_some(),
+        [a, b] => memchr::memchr2(a, b, s).is_some(),
+        [a, b, c] => memchr::memchr3(a, b, c, s).is_some(),
+        _ => false,
+    })
+}
 
 pub fn lowercase(s: &[u8], out: &mut Vec<u8>) -> bool {
     if !s.iter().any(u8::is_ascii_uppercase) {
@@ -27,6 +39,10 @@ pub fn uppercase(s: &[u8], out: &mut Vec<u8>) -> bool {
 
 /// Whether `compress_whitespace` can change `s` (false means it certainly does not).
 fn may_change_compress_whitespace(s: &[u8]) -> bool {
+    // Ordinary text has single spaces only: ruled out with fast searches.
+    if !has_any(s, b"\t\n\x0b\x0c\r\xa0") && memchr::memmem::find(s, b"  ").is_none() {
+        return false;
+    }
     // Unchanged unless some white space is not a lone ' '.
     let mut prev_space = false;
     s.iter().any(|&b| {
@@ -67,9 +83,23 @@ pub fn remove_whitespace(s: &[u8], out: &mut Vec<u8>) -> bool {
 }
 
 fn remove_whitespace_full(s: &[u8], out: &mut Vec<u8>) -> bool {
-    out.extend(s.iter().copied().filter(|&b| !is_space(b) && b != NBSP));
-    out.len() != s.len()
+    // Every byte is written, and the position moves on past those kept:
+    // no branch on the data.
+    let start = out.len();
+    out.resize(start + s.len(), 0);
+    let mut kept = start;
+    for &b in s {
+        if let Some(d) = out.get_mut(kept) {
+            *d = b;
+        }
+        kept += usize::from(!has(&SPACE, b));
+    }
+    out.truncate(kept);
+    kept - start != s.len()
 }
+
+/// White space as `compressWhitespace` and `removeWhitespace` see it.
+const SPACE: [bool; 256] = byte_set(b" \t\n\x0b\x0c\r\xa0");
 
 pub fn remove_nulls(s: &[u8], out: &mut Vec<u8>) -> bool {
     if memchr::memchr(0, s).is_none() {
@@ -130,7 +160,7 @@ pub fn replace_comments(s: &[u8], out: &mut Vec<u8>) -> bool {
 /// Removes `/* */` and `<!-- -->` comments, and everything after `--` or `#`.
 /// Whether `remove_comments` can change `s` (false means it certainly does not).
 fn may_change_remove_comments(s: &[u8]) -> bool {
-    s.iter().any(|b| matches!(b, b'/' | b'<' | b'-' | b'#'))
+    has_any(s, b"/<-#")
 }
 
 pub fn remove_comments(s: &[u8], out: &mut Vec<u8>) -> bool {
@@ -172,8 +202,7 @@ fn remove_comments_full(s: &[u8], out: &mut Vec<u8>) -> bool {
 /// Whether `remove_comments_char` can change `s` (false means it certainly does not).
 fn may_change_remove_comments_char(s: &[u8]) -> bool {
     // Every marker starts with one of these.
-    s.iter()
-        .any(|b| matches!(b, b'/' | b'*' | b'<' | b'-' | b'#'))
+    has_any(s, b"/*<-#")
 }
 
 pub fn remove_comments_char(s: &[u8], out: &mut Vec<u8>) -> bool {
@@ -230,6 +259,7 @@ pub fn cmd_line(s: &[u8], out: &mut Vec<u8>) -> bool {
 }
 
 fn cmd_line_full(s: &[u8], out: &mut Vec<u8>) -> bool {
+    out.reserve(s.len());
     let mut space = false;
     for &b in s {
         match b {
@@ -263,13 +293,15 @@ pub fn normalize_path(s: &[u8], out: &mut Vec<u8>, win: bool) -> bool {
         return false;
     }
     // Without dots, doubled slashes or (on Windows) backslashes there is
-    // nothing to resolve.
-    if memchr::memchr(b'.', s).is_none()
-        && memchr::memmem::find(s, b"//").is_none()
-        && !(win && memchr::memchr(b'\\', s).is_some())
+    // nothing to resolve; without any separator, only "." and ".." change.
+    let backslash = win && memchr::memchr(b'\\', s).is_some();
+    if !backslash
+        && (memchr::memchr(b'.', s).is_none() && memchr::memmem::find(s, b"//").is_none()
+            || memchr::memchr(b'/', s).is_none() && s != b"." && s != b"..")
     {
         return false;
     }
+    let original = s;
     let owned: Vec<u8>;
     let s = if win {
         owned = s
@@ -312,7 +344,7 @@ pub fn normalize_path(s: &[u8], out: &mut Vec<u8>, win: bool) -> bool {
     if trailing && !segs.is_empty() {
         out.push(b'/');
     }
-    out.as_slice() != s || win
+    out.as_slice() != original
 }
 
 #[cfg(test)]

@@ -45,6 +45,16 @@ pub type Values<'a> = dyn Fn(&mut dyn FnMut(&[u8])) + 'a;
 const RAW: u32 = 0;
 
 impl Cache {
+    /// Empties the cache for the next transaction; a cache grown past a
+    /// megabyte by a large body is given up rather than kept.
+    pub fn reset(&mut self) {
+        if self.arena.capacity() > 1 << 20 || self.entries.capacity() > 1 << 14 {
+            *self = Cache::default();
+        } else {
+            self.clear();
+        }
+    }
+
     pub fn clear(&mut self) {
         self.index.clear();
         self.entries.clear();

@@ -117,12 +117,52 @@ impl std::fmt::Debug for Transaction<'_> {
     }
 }
 
+/// What a transaction builds up and can hand to the next one on the same
+/// thread: hash tables and arenas that have grown to a request's size.
+#[derive(Default)]
+struct Spare {
+    vars: vars::Vars,
+    scratch: crate::transforms::Scratch,
+    tcache: cache::Cache,
+    hits: Vec<eval::Hit>,
+}
+
+thread_local! {
+    static SPARE: std::cell::RefCell<Option<Spare>> = const { std::cell::RefCell::new(None) };
+}
+
+impl Drop for Transaction<'_> {
+    fn drop(&mut self) {
+        let mut spare = Spare {
+            vars: std::mem::take(&mut self.vars),
+            scratch: std::mem::take(&mut self.scratch),
+            tcache: std::mem::take(&mut self.tcache),
+            hits: std::mem::take(&mut self.hits),
+        };
+        spare.vars.clear();
+        spare.tcache.reset();
+        spare.hits.clear();
+        // During thread teardown the slot may be gone: the buffers are
+        // then simply dropped.
+        let _ = SPARE.try_with(|s| {
+            if let Ok(mut slot) = s.try_borrow_mut() {
+                *slot = Some(spare);
+            }
+        });
+    }
+}
+
 impl RuleSet {
     pub fn transaction(&self) -> Transaction<'_> {
+        let spare = SPARE
+            .try_with(|s| s.try_borrow_mut().ok().and_then(|mut s| s.take()))
+            .ok()
+            .flatten()
+            .unwrap_or_default();
         Transaction {
             rules: self,
             data: Data::default(),
-            vars: vars::Vars::default(),
+            vars: spare.vars,
             overrides: Overrides::default(),
             matched_var: None,
             matched_vars: Vec::new(),
@@ -130,9 +170,9 @@ impl RuleSet {
             interruption: None,
             allowed: None,
             highest_severity: 255,
-            scratch: Default::default(),
-            tcache: Default::default(),
-            hits: Vec::new(),
+            scratch: spare.scratch,
+            tcache: spare.tcache,
+            hits: spare.hits,
             current: None,
             phase_done: 0,
         }

@@ -41,6 +41,13 @@ impl Vars {
         self.maps.get_mut(slot(var)?)
     }
 
+    /// Empties every collection, keeping the tables' room.
+    pub fn clear(&mut self) {
+        for m in &mut self.maps {
+            m.clear();
+        }
+    }
+
     /// `key` must already be in lower case.
     pub fn get(&self, var: Var, key: &str) -> Option<&Bytes> {
         self.map(var)?.get(key)

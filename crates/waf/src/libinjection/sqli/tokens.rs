@@ -5,6 +5,7 @@
 #![allow(clippy::if_same_then_else)]
 
 use super::data::{Parser, data};
+use crate::byteset::{byte_set, has};
 
 pub const TOKEN_SIZE: usize = 32;
 
@@ -153,19 +154,6 @@ fn span(s: &[u8], from: usize, set: &[u8]) -> usize {
         .count()
 }
 
-/// A set of bytes as a table: words are scanned byte by byte, and a
-/// lookup is cheaper than comparing with every byte of the set.
-#[allow(clippy::indexing_slicing)] // indexes are bytes, the table has 256 entries
-const fn byte_set(bytes: &[u8]) -> [bool; 256] {
-    let mut t = [false; 256];
-    let mut i = 0;
-    while i < bytes.len() {
-        t[bytes[i] as usize] = true;
-        i += 1;
-    }
-    t
-}
-
 /// What ends a word.
 const WORD_END: [bool; 256] = byte_set(b" []{}<>:\\?=@!#~+-*/&|^%(),';\t\n\x0b\x0c\r\"\xa0\x00");
 /// What ends a variable name.
@@ -176,7 +164,7 @@ fn cspan(s: &[u8], from: usize, stop: &[bool; 256]) -> usize {
     s.get(from..)
         .unwrap_or(&[])
         .iter()
-        .take_while(|c| !stop.get(usize::from(**c)).copied().unwrap_or(false))
+        .take_while(|c| !has(stop, **c))
         .count()
 }
 
