@@ -1,0 +1,86 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! What a transaction sees is its own request: values transformed and
+//! scanned once per phase are found again under the right chain, counts
+//! are not mistaken for one another, and nothing carries over to the next
+//! transaction on the same thread (which reuses the last one's tables).
+
+use portcullis_waf::{RuleSet, Source};
+
+fn rules(text: &str) -> RuleSet {
+    let base = "SecRuleEngine On\nSecRequestBodyAccess On\n";
+    RuleSet::load(&[Source::text("t.conf", &format!("{base}{text}"))]).unwrap()
+}
+
+/// The ids of the rules that matched a GET of `uri` with `headers`.
+fn matched(rules: &RuleSet, uri: &str, headers: &[(&str, &str)]) -> Vec<u32> {
+    let mut tx = rules.transaction();
+    tx.request_line(b"GET", uri.as_bytes(), b"HTTP/1.1");
+    for (k, v) in headers {
+        tx.request_header(k.as_bytes(), v.as_bytes());
+    }
+    tx.process_request(b"");
+    tx.matches().iter().map(|m| m.id).collect()
+}
+
+#[test]
+fn literals_are_looked_for_after_each_chain() {
+    let r = rules(
+        r#"
+SecRule ARGS "@rx select" "id:1,phase:2,pass,t:none,t:urlDecode"
+SecRule ARGS "@rx select" "id:2,phase:2,pass,t:none,t:lowercase"
+SecRule ARGS "@rx select" "id:3,phase:2,pass,t:none"
+SecRule ARGS "@pm union" "id:4,phase:2,pass,t:none,t:urlDecode,t:lowercase"
+"#,
+    );
+    // Only decoding reveals the word (arguments arrive decoded once, so
+    // this one is encoded twice): the chain's own scan must find it.
+    assert_eq!(matched(&r, "/?q=%2573elect", &[]), vec![1]);
+    // Letter case differs: the scan ignores case, the expression does not.
+    assert_eq!(matched(&r, "/?q=SELECT", &[]), vec![2]);
+    assert_eq!(matched(&r, "/?q=select", &[]), vec![1, 2, 3]);
+    assert_eq!(matched(&r, "/?q=%2555NION", &[]), vec![4]);
+    assert_eq!(matched(&r, "/?q=ordinary+words", &[]), Vec::<u32>::new());
+}
+
+/// Counts are made on the spot, each in a new buffer that may sit where
+/// the last one did: a transformed count must never be taken for another.
+#[test]
+fn counts_are_told_apart() {
+    // Rules alternate between two counts, 1 and 2.
+    let text: String = (1..=12)
+        .map(|id| {
+            let (var, b64) = if id % 2 == 1 {
+                ("ARGS", "MQ==")
+            } else {
+                ("REQUEST_HEADERS", "Mg==")
+            };
+            format!(
+                "SecRule &{var} \"@streq {b64}\" \"id:{id},phase:2,pass,t:none,t:base64Encode\"\n"
+            )
+        })
+        .collect();
+    let r = rules(&text);
+    for _ in 0..20 {
+        let ids = matched(&r, "/?a=1", &[("Host", "x"), ("Accept", "*/*")]);
+        assert_eq!(ids, (1..=12).collect::<Vec<u32>>());
+    }
+}
+
+#[test]
+fn nothing_carries_over_to_the_next_transaction() {
+    let r = rules(
+        r#"
+SecRule ARGS:mark "@streq set" "id:1,phase:1,pass,t:none,setvar:tx.marked=1"
+SecRule TX:marked "@eq 1" "id:2,phase:2,pass,t:none"
+SecRule ARGS "@rx attack" "id:3,phase:2,pass,t:none,t:urlDecode"
+"#,
+    );
+    assert_eq!(matched(&r, "/?mark=set&x=attack", &[]), vec![1, 2, 3]);
+    assert_eq!(matched(&r, "/?x=calm", &[]), Vec::<u32>::new());
+    let mut tx = r.transaction();
+    tx.request_line(b"GET", b"/?x=calm", b"HTTP/1.1");
+    tx.process_request(b"");
+    assert_eq!(tx.tx("marked"), None);
+    drop(tx);
+    assert_eq!(matched(&r, "/?x=%2561ttack", &[]), vec![3]);
+}
