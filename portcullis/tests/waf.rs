@@ -169,6 +169,19 @@ routes:
     filters:
       - kind: waf
         body_limit: 1KiB
+  - id: guarded
+    match: { path_prefix: /guarded }
+    upstream: api
+    filters:
+      - kind: waf
+        responses: true
+  - id: watched
+    match: { path_prefix: /watched }
+    upstream: api
+    filters:
+      - kind: waf
+        mode: detect
+        responses: true
 "#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -293,6 +306,72 @@ async fn exclusions_detection_mode_and_the_body_limit() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_that_leak_are_withheld_where_responses_are_inspected() {
+    let up = FakeUpstream::start("api").await;
+    let gw = gateway(GATEWAY, &[("UP", up.addr.to_string())]);
+    let c = client();
+
+    // Without response inspection the leak goes through.
+    let r = c.get(gw.url("main", "/search/leak")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("ODBC"));
+
+    // With it, the page is withheld and the match reported.
+    let r = c.get(gw.url("main", "/guarded/leak")).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    let rid = r.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("waf-blocked") && body.contains("response") && !body.contains("ODBC"),
+        "{body}"
+    );
+    let ev = gw.wait_for_event(|e| {
+        e["event"] == "waf_match"
+            && e["request_id"] == rid.as_str()
+            && e["detail"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("rule 951110"))
+    });
+    assert!(ev["detail"].as_str().unwrap().contains("SQL"), "{ev}");
+    // The rule that weighs the outbound score is the one that blocks.
+    gw.wait_for_event(|e| e["code"] == "waf-blocked" && e["request_id"] == rid.as_str());
+
+    // Clean responses pass whole.
+    let r = c
+        .get(gw.url("main", "/guarded/orders?page=2"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let echo: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(echo["uri"], "/guarded/orders?page=2");
+    // Request attacks are still refused before the upstream sees them.
+    let before = up.requests();
+    let r = c
+        .get(gw.url("main", "/guarded/x?id=1%27%20OR%20%271%27=%271"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(up.requests(), before);
+
+    // Detection only: the leak is reported and delivered.
+    let r = c.get(gw.url("main", "/watched/leak")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let rid = r.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert!(r.text().await.unwrap().contains("ODBC"));
+    let ev = gw.wait_for_event(|e| {
+        e["event"] == "waf_match"
+            && e["request_id"] == rid.as_str()
+            && e["detail"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("rule 951110"))
+    });
+    assert_eq!(ev["code"], "waf-match");
 }
 
 #[test]

@@ -289,6 +289,8 @@ pub struct WafPolicy {
     pub reject_oversized: bool,
     /// The exclusions as SecLang directives, applied after the rules.
     pub exclusions: String,
+    /// Responses are inspected too (phases 3 and 4 of the rule set).
+    pub responses: bool,
     pub rules: Arc<portcullis_waf::RuleSet>,
 }
 
@@ -302,6 +304,7 @@ impl PartialEq for WafPolicy {
             && self.body_limit == other.body_limit
             && self.reject_oversized == other.reject_oversized
             && self.exclusions == other.exclusions
+            && self.responses == other.responses
     }
 }
 

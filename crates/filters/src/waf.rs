@@ -1,17 +1,19 @@
 //! The WAF filter: runs the route's rule set (the OWASP Core Rule Set) on
-//! the request head and body before it goes upstream. Every rule that
-//! matches is a security event; in blocking mode a request past the
-//! anomaly threshold is refused with 403 problem+json, which names the
-//! request id and never the rule.
+//! the request head and body before it goes upstream and, when the route
+//! says so, on the response before it goes back. Every rule that matches
+//! is a security event; in blocking mode a request past the anomaly
+//! threshold is refused with 403 problem+json, which names the request id
+//! and never the rule, and a response that leaks is withheld the same way.
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http::StatusCode;
 use portcullis_config::runtime::WafPolicy;
 use portcullis_core::{Context, Filter, Outcome, Problem, Verdict};
 use portcullis_telemetry::events::{EventKind, EventLog, SecurityEvent};
-use portcullis_waf::{Intervention, Match};
+use portcullis_waf::{Intervention, Match, Suspended, Transaction};
 
 pub struct Waf {
     policy: WafPolicy,
@@ -136,6 +138,10 @@ impl Waf {
                     "clean"
                 };
                 ctx.decide("waf", Outcome::Allow, outcome);
+                if self.policy.responses {
+                    let reported = tx.matches().len();
+                    ctx.ext.insert(Waiting::new(tx.suspend(), reported));
+                }
                 Verdict::Continue
             }
             Some(iv) => {
@@ -143,6 +149,57 @@ impl Waf {
                 Verdict::Deny(self.refusal(&iv))
             }
         }
+    }
+
+    /// Takes the request's transaction up again for a response phase, with
+    /// how many of its matches were reported already. None when the
+    /// request did not reach the WAF (denied earlier) or responses are not
+    /// inspected.
+    fn resume(&self, ctx: &mut Context) -> Option<(Transaction<'_>, usize)> {
+        let waiting = ctx.ext.remove::<Waiting>()?;
+        let (suspended, reported) = waiting.0.lock().ok()?.take()?;
+        Some((self.policy.rules.resume(suspended), reported))
+    }
+
+    /// Reports the matches of a response phase and turns an interruption
+    /// into a refusal: the response is withheld.
+    fn conclude(
+        &self,
+        ctx: &mut Context,
+        tx: &Transaction<'_>,
+        reported: usize,
+        iv: Option<Intervention>,
+    ) -> Verdict {
+        let blocked = iv.is_some();
+        for m in tx.matches().iter().skip(reported).filter(|m| m.logged) {
+            self.report(ctx, m, blocked);
+        }
+        match iv {
+            None => Verdict::Continue,
+            Some(iv) => {
+                ctx.decide(
+                    "waf",
+                    Outcome::Deny,
+                    format!("response-rule-{}", iv.rule_id),
+                );
+                Verdict::Deny(
+                    Problem::new(StatusCode::FORBIDDEN, "waf-blocked", "Forbidden")
+                        .with_detail("the response was withheld by the web application firewall"),
+                )
+            }
+        }
+    }
+}
+
+/// The request's transaction, set aside in the context while the upstream
+/// answers. (The context's extensions want a clonable value: the clones
+/// share one slot, and whoever takes it first has it.)
+#[derive(Clone)]
+struct Waiting(Arc<Mutex<Option<(Suspended, usize)>>>);
+
+impl Waiting {
+    fn new(s: Suspended, reported: usize) -> Self {
+        Waiting(Arc::new(Mutex::new(Some((s, reported)))))
     }
 }
 
@@ -164,6 +221,45 @@ impl Filter for Waf {
         body: &Bytes,
     ) -> impl std::future::Future<Output = Verdict> + Send {
         std::future::ready(self.inspect(ctx, req, body))
+    }
+
+    /// Phase 3 of the rule set: the response status and headers.
+    fn response_headers(&self, ctx: &mut Context, resp: &mut http::response::Parts) -> Verdict {
+        let Some((mut tx, reported)) = self.resume(ctx) else {
+            return Verdict::Continue;
+        };
+        tx.response_status(resp.status.as_u16(), version(resp.version));
+        for (name, value) in &resp.headers {
+            tx.response_header(name.as_str().as_bytes(), value.as_bytes());
+        }
+        let iv = tx.process_response_headers();
+        if iv.is_none() && tx.wants_response_body() {
+            // The body's phase reports this phase's matches with its own.
+            ctx.ext.insert(Waiting::new(tx.suspend(), reported));
+            return Verdict::Continue;
+        }
+        self.conclude(ctx, &tx, reported, iv)
+    }
+
+    /// Responses are buffered whole when they are inspected.
+    fn wants_response_body(&self) -> bool {
+        self.policy.responses
+    }
+
+    /// Phase 4 of the rule set: the response body (its first 512KiB).
+    fn response_body(
+        &self,
+        ctx: &mut Context,
+        _resp: &http::response::Parts,
+        body: &mut Bytes,
+    ) -> Verdict {
+        let Some((mut tx, reported)) = self.resume(ctx) else {
+            return Verdict::Continue;
+        };
+        let iv = tx
+            .response_body(body)
+            .or_else(|| tx.process_response_body());
+        self.conclude(ctx, &tx, reported, iv)
     }
 }
 

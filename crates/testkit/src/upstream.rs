@@ -6,6 +6,8 @@
 //! - `/bytes/{n}`: answers with n bytes
 //! - `/stream/{n}`: answers with n chunks of `chunk-{i};` of unknown total
 //!   length (sent chunked)
+//! - `.../leak`: an HTML page with a database error message in it, the kind
+//!   of data leak a WAF looks for in responses
 //! - anything else: a JSON echo of method, path, headers, body size and
 //!   body text
 //!
@@ -218,6 +220,15 @@ async fn answer(req: Request<Incoming>, st: &State) -> Response<Body> {
         ["bytes", n] => {
             let n: usize = n.parse().unwrap_or(0);
             return respond(st, StatusCode::OK, Bytes::from(vec![b'x'; n]));
+        }
+        [.., "leak"] => {
+            let page = "<html><body><p>Microsoft OLE DB Provider for ODBC Drivers error '80040e14'</p>\
+                <p>[Microsoft][ODBC Microsoft Access Driver] Syntax error (missing operator) in \
+                query expression 'id = 1''.</p></body></html>";
+            let mut r = respond(st, StatusCode::OK, Bytes::from_static(page.as_bytes()));
+            r.headers_mut()
+                .insert("content-type", "text/html; charset=utf-8".parse().unwrap());
+            return r;
         }
         ["stream", n] => {
             let n: usize = n.parse().unwrap_or(0);

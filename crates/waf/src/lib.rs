@@ -23,4 +23,4 @@ pub mod variables;
 
 pub use error::LoadError;
 pub use ruleset::{DataFiles, RuleSet, Settings, Source};
-pub use tx::{Intervention, Match, Transaction};
+pub use tx::{Intervention, Match, Suspended, Transaction};

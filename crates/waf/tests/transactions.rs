@@ -84,3 +84,33 @@ SecRule ARGS "@rx attack" "id:3,phase:2,pass,t:none,t:urlDecode"
     drop(tx);
     assert_eq!(matched(&r, "/?x=%2561ttack", &[]), vec![3]);
 }
+
+#[test]
+fn a_suspended_transaction_resumes_with_its_state_for_the_response() {
+    let r = rules(
+        r#"
+SecResponseBodyAccess On
+SecResponseBodyMimeType text/html
+SecRule ARGS:user "@rx ^(.+)$" "id:1,phase:1,pass,t:none,capture,setvar:tx.user=%{tx.1}"
+SecRule RESPONSE_STATUS "@streq 200" "id:2,phase:3,pass,t:none"
+SecRule RESPONSE_BODY "@contains secret of %{tx.user}" "id:3,phase:4,deny,status:403,t:none"
+"#,
+    );
+    let mut tx = r.transaction();
+    tx.request_line(b"GET", b"/?user=ada", b"HTTP/1.1");
+    assert_eq!(tx.process_request(b""), None);
+    let waiting = tx.suspend();
+    // Another transaction runs on the thread in between.
+    assert_eq!(matched(&r, "/?user=bob", &[]), vec![1]);
+
+    let mut tx = r.resume(waiting);
+    tx.response_status(200, b"HTTP/1.1");
+    tx.response_header(b"Content-Type", b"text/html");
+    assert_eq!(tx.process_response_headers(), None);
+    assert!(tx.wants_response_body());
+    assert_eq!(tx.response_body(b"<p>the secret of ada</p>"), None);
+    let iv = tx.process_response_body().expect("blocked");
+    assert_eq!((iv.status, iv.rule_id), (403, 3));
+    let ids: Vec<u32> = tx.matches().iter().map(|m| m.id).collect();
+    assert_eq!(ids, vec![1, 2, 3]);
+}

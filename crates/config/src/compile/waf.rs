@@ -15,6 +15,14 @@ fn quotable(s: &str) -> bool {
     !s.is_empty() && !s.contains(['"', '\n', '\r', '\\'])
 }
 
+/// Response inspection: bodies of these types, up to 512KiB each, the
+/// rest let through uninspected.
+const RESPONSES: &str = "SecResponseBodyAccess On\n\
+    SecResponseBodyMimeTypesClear\n\
+    SecResponseBodyMimeType text/plain text/html text/xml application/xml application/json\n\
+    SecResponseBodyLimit 524288\n\
+    SecResponseBodyLimitAction ProcessPartial\n";
+
 pub(super) fn policy(f: &WafFile, at: &str, cx: &mut Cx<'_>) -> Option<WafPolicy> {
     let mut ok = true;
     if !(1..=4).contains(&f.paranoia) {
@@ -94,7 +102,8 @@ pub(super) fn policy(f: &WafFile, at: &str, cx: &mut Cx<'_>) -> Option<WafPolicy
          SecRequestBodyLimitAction {action}\n\
          SecAction \"id:900000,phase:1,pass,nolog,\
          setvar:tx.blocking_paranoia_level={pl},\
-         setvar:tx.inbound_anomaly_score_threshold={th}\"\n",
+         setvar:tx.inbound_anomaly_score_threshold={th}\"\n\
+         {responses}",
         engine = if block { "On" } else { "DetectionOnly" },
         limit = f.body_limit.0,
         action = if reject_oversized {
@@ -104,6 +113,7 @@ pub(super) fn policy(f: &WafFile, at: &str, cx: &mut Cx<'_>) -> Option<WafPolicy
         },
         pl = f.paranoia,
         th = f.inbound_threshold,
+        responses = if f.responses { RESPONSES } else { "" },
     );
     let key = format!("{setup}\0{exclusions}");
     let rules = match cx.waf_rules.get(&key) {
@@ -135,6 +145,7 @@ pub(super) fn policy(f: &WafFile, at: &str, cx: &mut Cx<'_>) -> Option<WafPolicy
         body_limit: f.body_limit.0,
         reject_oversized,
         exclusions,
+        responses: f.responses,
         rules,
     })
 }

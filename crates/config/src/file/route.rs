@@ -111,6 +111,13 @@ pub struct WafFile {
     /// Rules, tags or targets left out for this route.
     #[serde(default)]
     pub exclusions: Vec<WafExclusionFile>,
+    /// Also inspect responses for data leaks (SQL, Java, PHP and IIS
+    /// errors, web shells): the status and headers, and bodies that are
+    /// text, HTML, XML or JSON, the first 512KiB of each. Responses are
+    /// then buffered whole before they are sent (up to 8MiB; a larger one
+    /// is refused with 502). Default: false.
+    #[serde(default)]
+    pub responses: bool,
 }
 
 /// One exclusion: a rule id or a tag, and optionally one target (then only

@@ -152,7 +152,54 @@ impl Drop for Transaction<'_> {
     }
 }
 
+/// A transaction between the request and the response phases, owning its
+/// state so that it can wait (in the gateway, across the upstream call)
+/// without holding on to the rule set. [`RuleSet::resume`] takes it up
+/// again, with the rule set it was started on.
+#[derive(Debug)]
+pub struct Suspended {
+    data: Data,
+    vars: vars::Vars,
+    overrides: Overrides,
+    matches: Vec<Match>,
+    interruption: Option<Intervention>,
+    allowed: Option<crate::rule::AllowScope>,
+    highest_severity: u8,
+    phase_done: u8,
+}
+
+impl<'r> Transaction<'r> {
+    /// Sets the transaction aside after the request phases.
+    pub fn suspend(mut self) -> Suspended {
+        Suspended {
+            data: std::mem::take(&mut self.data),
+            vars: std::mem::take(&mut self.vars),
+            overrides: std::mem::take(&mut self.overrides),
+            matches: std::mem::take(&mut self.matches),
+            interruption: self.interruption.take(),
+            allowed: self.allowed.take(),
+            highest_severity: self.highest_severity,
+            phase_done: self.phase_done,
+        }
+    }
+}
+
 impl RuleSet {
+    /// Takes a suspended transaction up again; it must have been started
+    /// on this rule set.
+    pub fn resume(&self, s: Suspended) -> Transaction<'_> {
+        let mut tx = self.transaction();
+        tx.data = s.data;
+        tx.vars = s.vars;
+        tx.overrides = s.overrides;
+        tx.matches = s.matches;
+        tx.interruption = s.interruption;
+        tx.allowed = s.allowed;
+        tx.highest_severity = s.highest_severity;
+        tx.phase_done = s.phase_done;
+        tx
+    }
+
     pub fn transaction(&self) -> Transaction<'_> {
         let spare = SPARE
             .try_with(|s| s.try_borrow_mut().ok().and_then(|mut s| s.take()))
