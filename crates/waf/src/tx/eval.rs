@@ -294,11 +294,11 @@ impl<'r> Transaction<'r> {
         self.matched_vars.push((hit.name.clone(), value.clone()));
         self.matched_var = Some((hit.name, value));
         if let Some(caps) = hit.caps.filter(|c| !c.is_empty()) {
-            for n in 0..10u8 {
-                let key = n.to_string();
-                match caps.get(usize::from(n)) {
-                    Some(c) => self.vars.set(Var::Tx, &key, Bytes::copy_from_slice(c)),
-                    None => self.vars.remove(Var::Tx, &key),
+            const KEYS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+            for (n, key) in KEYS.iter().enumerate() {
+                match caps.get(n) {
+                    Some(c) => self.vars.set(Var::Tx, key, Bytes::copy_from_slice(c)),
+                    None => self.vars.remove(Var::Tx, key),
                 }
             }
         }

@@ -213,7 +213,9 @@ impl RuleSet {
             overrides: Overrides::default(),
             matched_var: None,
             matched_vars: Vec::new(),
-            matches: Vec::new(),
+            // The Core Rule Set's silent rules alone match some 90 times
+            // per request: room for them up front saves regrowing.
+            matches: Vec::with_capacity(128),
             interruption: None,
             allowed: None,
             highest_severity: 255,

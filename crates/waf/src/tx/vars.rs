@@ -71,7 +71,11 @@ impl Vars {
 
     pub fn remove(&mut self, var: Var, key: &str) {
         if let Some(m) = self.map_mut(var) {
-            m.remove(key.to_ascii_lowercase().as_str());
+            if key.bytes().any(|b| b.is_ascii_uppercase()) {
+                m.remove(key.to_ascii_lowercase().as_str());
+            } else {
+                m.remove(key);
+            }
         }
     }
 
