@@ -45,11 +45,15 @@ const BLACK_TAGS: &[&str] = &[
 ];
 
 /// `word` (upper case) equals `s` compared without case, NULs in `s` skipped.
-fn equals_ignoring_nuls(word: &str, s: &[u8]) -> bool {
-    // Without NULs (the usual case) this is a plain comparison, and most
-    // words differ in length.
-    if memchr::memchr(0, s).is_none() {
-        return word.len() == s.len() && s.eq_ignore_ascii_case(word.as_bytes());
+/// `nul`: whether `s` holds a NUL at all (asked once per word, as a word
+/// is compared with whole lists).
+fn equals_ignoring_nuls(word: &str, s: &[u8], nul: bool) -> bool {
+    match s.len().cmp(&word.len()) {
+        std::cmp::Ordering::Less => return false,
+        // A NUL would make `s` shorter than `word`: a plain comparison.
+        std::cmp::Ordering::Equal => return s.eq_ignore_ascii_case(word.as_bytes()),
+        std::cmp::Ordering::Greater if !nul => return false,
+        std::cmp::Ordering::Greater => {}
     }
     let mut w = word.bytes();
     for &c in s {
@@ -68,7 +72,8 @@ fn black_tag(s: &[u8]) -> bool {
     if s.len() < 3 {
         return false;
     }
-    if BLACK_TAGS.iter().any(|t| equals_ignoring_nuls(t, s)) {
+    let nul = memchr::memchr(0, s).is_some();
+    if BLACK_TAGS.iter().any(|t| equals_ignoring_nuls(t, s, nul)) {
         return true;
     }
     let head = s.get(..3).unwrap_or(&[]);
@@ -80,19 +85,23 @@ fn black_attr(s: &[u8]) -> Attr {
     if s.len() < 2 {
         return Attr::None;
     }
+    let nul = memchr::memchr(0, s).is_some();
     if s.len() >= 5 {
         // Event handlers: on*.
         if s.get(..2).is_some_and(|h| h.eq_ignore_ascii_case(b"on")) {
             return Attr::Black;
         }
         let head = s.get(..5).unwrap_or(&[]);
-        if equals_ignoring_nuls("XMLNS", head) || equals_ignoring_nuls("XLINK", head) {
+        let head_nul = nul && head.contains(&0);
+        if equals_ignoring_nuls("XMLNS", head, head_nul)
+            || equals_ignoring_nuls("XLINK", head, head_nul)
+        {
             return Attr::Black;
         }
     }
     BLACK_ATTRS
         .iter()
-        .find(|(name, _)| equals_ignoring_nuls(name, s))
+        .find(|(name, _)| equals_ignoring_nuls(name, s, nul))
         .map_or(Attr::None, |(_, a)| *a)
 }
 
@@ -217,7 +226,9 @@ fn is_xss_from(s: &[u8], start: Start) -> bool {
                 }
                 if t.len() > 5 {
                     let head = t.get(..6).unwrap_or(&[]);
-                    if equals_ignoring_nuls("IMPORT", head) || equals_ignoring_nuls("ENTITY", head)
+                    let nul = head.contains(&0);
+                    if equals_ignoring_nuls("IMPORT", head, nul)
+                        || equals_ignoring_nuls("ENTITY", head, nul)
                     {
                         return true;
                     }
