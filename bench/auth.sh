@@ -32,11 +32,6 @@ need taskset util-linux
 python3 -c 'import cryptography' 2>/dev/null || pip install -q cryptography
 
 ulimit -n "$(ulimit -Hn)"
-cleanup() {
-    [ -f "$WORK/upstream.pid" ] && kill "$(cat "$WORK/upstream.pid")" 2>/dev/null || true
-    [ -n "${PC_PID:-}" ] && kill "$PC_PID" 2>/dev/null || true
-    rm -rf "$WORK"
-}
 trap cleanup EXIT
 
 echo "building portcullis (release)..."

@@ -1,6 +1,14 @@
 # Shared by the bench/ scripts: tools, the upstream, and wrk's figures.
 # Source it; it defines functions only.
 
+# cleanup: stops what a script started (the servers whose pid files are in
+# $WORK, and $PC_PID) and removes $WORK. Scripts call `trap cleanup EXIT`.
+cleanup() {
+    for p in "$WORK"/*.pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null || true; done
+    [ -n "${PC_PID:-}" ] && kill "$PC_PID" 2>/dev/null || true
+    rm -rf "$WORK"
+}
+
 # need COMMAND PACKAGE: installs the Debian package when the command is missing.
 need() { command -v "$1" >/dev/null 2>&1 || { echo "installing $2"; DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$2" >/dev/null; }; }
 

@@ -40,11 +40,6 @@ need python3 python3
 
 ulimit -n "$(ulimit -Hn)"
 
-cleanup() {
-    for p in "$WORK"/*.pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null || true; done
-    [ -n "${PC_PID:-}" ] && kill "$PC_PID" 2>/dev/null || true
-    rm -rf "$WORK"
-}
 trap cleanup EXIT
 
 echo "building portcullis (release)..."

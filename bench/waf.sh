@@ -44,11 +44,6 @@ MODULE=/usr/share/nginx/modules/ngx_http_modsecurity_module.so
 
 ulimit -n "$(ulimit -Hn)"
 
-cleanup() {
-    for p in "$WORK"/*.pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null || true; done
-    [ -n "${PC_PID:-}" ] && kill "$PC_PID" 2>/dev/null || true
-    rm -rf "$WORK"
-}
 trap cleanup EXIT
 
 echo "building portcullis (release)..."
