@@ -289,18 +289,21 @@ fn cmd_line_full(s: &[u8], out: &mut Vec<u8>) -> bool {
 /// Resolves `.` and `..` segments and repeated slashes; a trailing slash
 /// stays. `win` first turns backslashes into slashes.
 pub fn normalize_path(s: &[u8], out: &mut Vec<u8>, win: bool) -> bool {
-    if s.is_empty() {
-        return false;
-    }
+    may_change_normalize_path(s, win) && normalize_path_full(s, out, win)
+}
+
+/// Whether `normalize_path` can change `s` (false means it certainly does not).
+fn may_change_normalize_path(s: &[u8], win: bool) -> bool {
     // Without dots, doubled slashes or (on Windows) backslashes there is
     // nothing to resolve; without any separator, only "." and ".." change.
     let backslash = win && memchr::memchr(b'\\', s).is_some();
-    if !backslash
-        && (memchr::memchr(b'.', s).is_none() && memchr::memmem::find(s, b"//").is_none()
-            || memchr::memchr(b'/', s).is_none() && s != b"." && s != b"..")
-    {
-        return false;
-    }
+    !s.is_empty()
+        && (backslash
+            || (memchr::memchr(b'.', s).is_some() || memchr::memmem::find(s, b"//").is_some())
+                && (memchr::memchr(b'/', s).is_some() || s == b"." || s == b".."))
+}
+
+fn normalize_path_full(s: &[u8], out: &mut Vec<u8>, win: bool) -> bool {
     let original = s;
     let owned: Vec<u8>;
     let s = if win {
@@ -369,12 +372,20 @@ mod tests {
         let alphabet = b" \ta/.\"(-#*<!\\,A\xa0";
         type Quick = fn(&[u8]) -> bool;
         type Full = fn(&[u8], &mut Vec<u8>) -> bool;
-        let fulls: [(Quick, Full); 5] = [
+        let fulls: [(Quick, Full); 7] = [
             (may_change_compress_whitespace, compress_whitespace_full),
             (may_change_remove_whitespace, remove_whitespace_full),
             (may_change_remove_comments_char, remove_comments_char_full),
             (may_change_remove_comments, remove_comments_full),
             (may_change_cmd_line, cmd_line_full),
+            (
+                |s| may_change_normalize_path(s, false),
+                |s, out| normalize_path_full(s, out, false),
+            ),
+            (
+                |s| may_change_normalize_path(s, true),
+                |s, out| normalize_path_full(s, out, true),
+            ),
         ];
         let n = alphabet.len();
         for len in 0..=4u32 {
