@@ -1,12 +1,13 @@
-//! A literal prefilter shared by the rules of one transformation chain.
+//! A literal prefilter over the whole rule set.
 //!
 //! Most rules look for something specific: a regular expression that can
 //! only match where one of a few literals occurs (`select`, `<script`,
 //! `/etc/`), a phrase list. A clean value contains none of them, yet
 //! running each rule on it scans it once per rule. Here the literals of
-//! every rule sharing a transformation chain go into one Aho-Corasick
-//! automaton; a transformed value is scanned once, and a rule none of whose
-//! literals occur is known not to match without running its operator.
+//! every rule go into one Aho-Corasick automaton, and those of each
+//! transformation chain into one more; a value is scanned once (per chain
+//! that changes it), and a rule none of whose literals occur is known not
+//! to match without running its operator.
 //!
 //! Literals are lower-cased and searched case-insensitively: that can only
 //! let more values through to the real operator, never fewer, so the
@@ -212,13 +213,21 @@ impl Chains {
         }
     }
 
+    /// The prefilter, or none at all when an automaton cannot be built: a
+    /// chain without its scanner would have its rules skipped unseen.
     pub fn build(self) -> Option<Prefilter> {
+        let mut chains = vec![None];
+        for c in self.chains {
+            if c.patterns.is_empty() {
+                chains.push(None);
+            } else {
+                chains.push(Some(c.build()?));
+            }
+        }
         Some(Prefilter {
             words: (self.slots as usize).div_ceil(64),
             all: self.all.build()?,
-            chains: std::iter::once(None)
-                .chain(self.chains.into_iter().map(Literals::build))
-                .collect(),
+            chains,
         })
     }
 }
