@@ -88,30 +88,63 @@ pub fn url_decode_uni(s: &[u8], out: &mut Vec<u8>) -> bool {
     true
 }
 
-pub fn html_entity_decode(s: &[u8], out: &mut Vec<u8>) -> bool {
-    if memchr::memchr(b'&', s).is_none() {
+/// Copies `s` to `out`, decoding at each `marker` byte: `escape(s, i,
+/// out)` writes what the escape starting at `s[i]` stands for and returns
+/// where the text goes on (always past `i`). Text between escapes is
+/// copied whole. False, with nothing written, when `s` has no marker.
+fn decode_escapes(
+    s: &[u8],
+    out: &mut Vec<u8>,
+    marker: u8,
+    escape: impl Fn(&[u8], usize, &mut Vec<u8>) -> usize,
+) -> bool {
+    let Some(first) = memchr::memchr(marker, s) else {
         return false;
-    }
+    };
     let mut i = 0;
-    while i < s.len() {
-        let c = at(s, i);
-        if c != b'&' {
-            out.push(c);
-            i += 1;
-            continue;
-        }
-        if let Some((byte, used)) = entity(s, i) {
-            out.push(byte);
-            i += used;
-            if at(s, i) == b';' && i < s.len() {
-                i += 1;
-            }
-        } else {
-            out.push(c);
-            i += 1;
-        }
+    let mut next = Some(first);
+    while let Some(pos) = next {
+        out.extend_from_slice(s.get(i..pos).unwrap_or(&[]));
+        i = escape(s, pos, out).max(pos + 1);
+        next = s
+            .get(i..)
+            .and_then(|rest| memchr::memchr(marker, rest))
+            .map(|p| i + p);
     }
+    out.extend_from_slice(s.get(i..).unwrap_or(&[]));
     true
+}
+
+/// The byte of a one-letter C escape (`\n`, `\t`, ...).
+fn c_escape(n: u8) -> Option<u8> {
+    Some(match n {
+        b'a' => 7,
+        b'b' => 8,
+        b'f' => 0x0c,
+        b'n' => b'\n',
+        b'r' => b'\r',
+        b't' => b'\t',
+        b'v' => 0x0b,
+        _ => return None,
+    })
+}
+
+pub fn html_entity_decode(s: &[u8], out: &mut Vec<u8>) -> bool {
+    decode_escapes(s, out, b'&', |s, i, out| match entity(s, i) {
+        Some((byte, used)) => {
+            out.push(byte);
+            let end = i + used;
+            if at(s, end) == b';' && end < s.len() {
+                end + 1
+            } else {
+                end
+            }
+        }
+        None => {
+            out.push(b'&');
+            i + 1
+        }
+    })
 }
 
 /// The entity at `s[i] == '&'`: its byte and length without the `;`.
@@ -159,46 +192,26 @@ fn entity(s: &[u8], i: usize) -> Option<(u8, usize)> {
 }
 
 pub fn js_decode(s: &[u8], out: &mut Vec<u8>) -> bool {
-    if memchr::memchr(b'\\', s).is_none() {
-        return false;
-    }
-    let mut i = 0;
-    while i < s.len() {
-        let c = at(s, i);
-        if c != b'\\' {
-            out.push(c);
-            i += 1;
-            continue;
-        }
+    decode_escapes(s, out, b'\\', |s, i, out| {
         let n = at(s, i + 1);
         if i + 5 < s.len() && n == b'u' && (2..6).all(|k| is_hex(s, i + k)) {
             out.push(wide_to_byte(s, i + 2));
-            i += 6;
+            i + 6
         } else if i + 3 < s.len() && n == b'x' && is_hex(s, i + 2) && is_hex(s, i + 3) {
             out.push(x2c(s, i + 2));
-            i += 4;
+            i + 4
         } else if i + 1 < s.len() && is_octal(n) {
             let (v, used) = octal(s, i + 1, true);
             out.push(v);
-            i += 1 + used;
+            i + 1 + used
         } else if i + 1 < s.len() {
-            out.push(match n {
-                b'a' => 7,
-                b'b' => 8,
-                b'f' => 0x0c,
-                b'n' => b'\n',
-                b'r' => b'\r',
-                b't' => b'\t',
-                b'v' => 0x0b,
-                other => other,
-            });
-            i += 2;
+            out.push(c_escape(n).unwrap_or(n));
+            i + 2
         } else {
-            out.push(c);
-            i += 1;
+            out.push(b'\\');
+            i + 1
         }
-    }
-    true
+    })
 }
 
 fn is_octal(b: u8) -> bool {
@@ -223,53 +236,40 @@ fn octal(s: &[u8], i: usize, one_byte: bool) -> (u8, usize) {
 }
 
 pub fn css_decode(s: &[u8], out: &mut Vec<u8>) -> bool {
-    if memchr::memchr(b'\\', s).is_none() {
-        return false;
-    }
-    let mut i = 0;
-    while i < s.len() {
-        let c = at(s, i);
-        if c != b'\\' {
-            out.push(c);
-            i += 1;
-            continue;
+    decode_escapes(s, out, b'\\', |s, at_backslash, out| {
+        // A backslash at the very end is dropped.
+        let i = at_backslash + 1;
+        if i >= s.len() {
+            return i;
         }
-        if i + 1 >= s.len() {
-            // A backslash at the very end is dropped.
-            i += 1;
-            continue;
-        }
-        i += 1;
         let mut j = 0;
         while j < 6 && i + j < s.len() && is_hex(s, i + j) {
             j += 1;
         }
-        if j > 0 {
-            let (byte, full) = match j {
-                1 => (hex_val(at(s, i)).unwrap_or(0), false),
-                2 | 3 => (x2c(s, i + j - 2), false),
-                4 => (x2c(s, i + 2), true),
-                5 => (x2c(s, i + 3), at(s, i) == b'0'),
-                _ => (x2c(s, i + 4), at(s, i) == b'0' && at(s, i + 1) == b'0'),
-            };
-            let mut byte = byte;
-            if full && byte > 0 && byte < 0x5f && is_f(at(s, i + j - 3)) && is_f(at(s, i + j - 4)) {
-                byte += 0x20;
+        if j == 0 {
+            // An escaped new line is a line continuation.
+            if at(s, i) != b'\n' {
+                out.push(at(s, i));
             }
-            out.push(byte);
-            // One white-space character after a hex escape belongs to it.
-            if i + j < s.len() && is_space(at(s, i + j)) {
-                j += 1;
-            }
-            i += j;
-        } else if at(s, i) == b'\n' {
-            i += 1;
-        } else {
-            out.push(at(s, i));
-            i += 1;
+            return i + 1;
         }
-    }
-    true
+        let (mut byte, full) = match j {
+            1 => (hex_val(at(s, i)).unwrap_or(0), false),
+            2 | 3 => (x2c(s, i + j - 2), false),
+            4 => (x2c(s, i + 2), true),
+            5 => (x2c(s, i + 3), at(s, i) == b'0'),
+            _ => (x2c(s, i + 4), at(s, i) == b'0' && at(s, i + 1) == b'0'),
+        };
+        if full && byte > 0 && byte < 0x5f && is_f(at(s, i + j - 3)) && is_f(at(s, i + j - 4)) {
+            byte += 0x20;
+        }
+        out.push(byte);
+        // One white-space character after a hex escape belongs to it.
+        if i + j < s.len() && is_space(at(s, i + j)) {
+            j += 1;
+        }
+        i + j
+    })
 }
 
 /// C's `isspace` in the C locale.
@@ -278,50 +278,36 @@ pub fn is_space(b: u8) -> bool {
 }
 
 pub fn escape_seq_decode(s: &[u8], out: &mut Vec<u8>) -> bool {
-    if memchr::memchr(b'\\', s).is_none() {
-        return false;
-    }
-    let mut i = 0;
-    while i < s.len() {
-        let c = at(s, i);
-        if c != b'\\' || i + 1 >= s.len() {
-            out.push(c);
-            i += 1;
-            continue;
+    decode_escapes(s, out, b'\\', |s, i, out| {
+        if i + 1 >= s.len() {
+            out.push(b'\\');
+            return i + 1;
         }
         let n = at(s, i + 1);
         let simple = match n {
-            b'a' => Some(7),
-            b'b' => Some(8),
-            b'f' => Some(0x0c),
-            b'n' => Some(b'\n'),
-            b'r' => Some(b'\r'),
-            b't' => Some(b'\t'),
-            b'v' => Some(0x0b),
             b'\\' | b'?' | b'\'' | b'"' => Some(n),
-            _ => None,
+            _ => c_escape(n),
         };
         if let Some(v) = simple {
             out.push(v);
-            i += 2;
+            i + 2
         } else if matches!(n, b'x' | b'X')
             && i + 3 < s.len()
             && is_hex(s, i + 2)
             && is_hex(s, i + 3)
         {
             out.push(x2c(s, i + 2));
-            i += 4;
+            i + 4
         } else if is_octal(n) {
             let (v, used) = octal(s, i + 1, false);
             out.push(v);
-            i += 1 + used;
+            i + 1 + used
         } else {
             // Not an escape the engine knows: the backslash goes.
             out.push(n);
-            i += 2;
+            i + 2
         }
-    }
-    true
+    })
 }
 
 fn b64_val(b: u8) -> Option<u8> {
