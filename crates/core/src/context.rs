@@ -62,7 +62,8 @@ pub struct Principal {
 #[derive(Clone, Debug)]
 pub struct UpstreamInfo {
     pub name: Arc<str>,
-    pub target: Arc<str>,
+    /// The target tried last; none until one was picked.
+    pub target: Option<Arc<str>>,
     /// Time until the upstream's response head arrived.
     pub header_time: Option<std::time::Duration>,
     pub attempts: u8,
@@ -120,7 +121,10 @@ pub struct Context {
     pub scheme: Scheme,
     pub tls: Option<TlsInfo>,
     pub principal: Option<Principal>,
-    pub decisions: Vec<Decision>,
+    /// Decisions in the order taken: the first inline (most requests take
+    /// one or none), the rest after it.
+    first_decision: Option<Decision>,
+    more_decisions: Vec<Decision>,
     pub upstream: Option<UpstreamInfo>,
     /// The largest request body accepted, set by the limits filter and
     /// enforced by the proxy whether the body streams or is buffered.
@@ -148,7 +152,8 @@ impl Context {
             scheme,
             tls: None,
             principal: None,
-            decisions: Vec::new(),
+            first_decision: None,
+            more_decisions: Vec::new(),
             upstream: None,
             max_request_body: None,
             started: Instant::now(),
@@ -164,17 +169,27 @@ impl Context {
         outcome: Outcome,
         code: impl Into<Cow<'static, str>>,
     ) {
-        self.decisions.push(Decision {
+        let d = Decision {
             by,
             outcome,
             code: code.into(),
-        });
+        };
+        if self.first_decision.is_none() {
+            self.first_decision = Some(d);
+        } else {
+            self.more_decisions.push(d);
+        }
+    }
+
+    /// Every decision taken, in order.
+    pub fn decisions(&self) -> impl Iterator<Item = &Decision> {
+        self.first_decision.iter().chain(&self.more_decisions)
     }
 
     /// The decision that shaped the response: the first denial, response or
     /// error if there was one, else `None` (the request was allowed).
     pub fn final_decision(&self) -> Option<&Decision> {
-        self.decisions.iter().find(|d| d.outcome != Outcome::Allow)
+        self.decisions().find(|d| d.outcome != Outcome::Allow)
     }
 
     /// The value of a `{name}` path parameter of the matched route.
@@ -208,6 +223,8 @@ mod tests {
         c.decide("limits", Outcome::Deny, "body-too-large");
         c.decide("proxy", Outcome::Error, "later");
         assert_eq!(c.final_decision().unwrap().code, "body-too-large");
+        let all: Vec<_> = c.decisions().map(|d| d.by).collect();
+        assert_eq!(all, ["cors", "limits", "proxy"]);
     }
 
     #[test]

@@ -24,9 +24,12 @@ impl RequestId {
             let nibble = (value >> ((31 - i) * 4)) & 0xf;
             *slot = HEX.get(nibble as usize).copied().unwrap_or(b'0');
         }
-        // Hex digits are always a valid header value.
+        // Hex digits are always a valid header value. An owned array: one
+        // allocation, and clones (upstream, response, log) only count
+        // references, where a copied slice would be copied again on its
+        // first clone.
         RequestId(
-            http::HeaderValue::from_maybe_shared(bytes::Bytes::copy_from_slice(&out))
+            http::HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(out))
                 .unwrap_or(http::HeaderValue::from_static("0")),
         )
     }

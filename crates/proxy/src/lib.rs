@@ -11,6 +11,7 @@
 
 mod admin;
 mod body;
+mod bufpool;
 mod chunked;
 mod files;
 mod gateway;

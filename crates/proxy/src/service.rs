@@ -218,7 +218,9 @@ pub async fn handle(
     let Some(listener) = generation.listeners.get(&conn.listener) else {
         return listener_closing();
     };
-    serve(&mut parts, body, conn, listener, &generation).await
+    let resp = serve(&mut parts, body, conn, listener, &generation).await;
+    crate::bufpool::give_header_map(std::mem::take(&mut parts.headers));
+    resp
 }
 
 /// The listener was removed by a reload; this connection is closing.
@@ -524,7 +526,7 @@ async fn serve(
     };
     let mut info = UpstreamInfo {
         name: route.route.upstream.clone(),
-        target: "".into(),
+        target: None,
         header_time: None,
         attempts: 0,
     };

@@ -131,7 +131,8 @@ pub struct ListenerRuntime {
 pub struct Generation {
     pub config: Arc<Config>,
     pub routes: Vec<RouteRuntime>,
-    pub listeners: HashMap<Arc<str>, ListenerRuntime>,
+    /// Looked up by every request: a fast hash, over names from the config.
+    pub listeners: HashMap<Arc<str>, ListenerRuntime, foldhash::fast::RandomState>,
     pub upstreams: HashMap<Arc<str>, Arc<UpstreamRuntime>>,
     pub access_log: AccessLog,
     pub events: EventLog,
@@ -205,7 +206,7 @@ impl Generation {
                 duration: route_histogram(registry, &route.id),
             });
         }
-        let mut listeners = HashMap::new();
+        let mut listeners = HashMap::default();
         for l in &config.listeners {
             let tls = match &l.tls {
                 Some(t) => Some(Arc::new(

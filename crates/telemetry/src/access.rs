@@ -114,7 +114,7 @@ impl AccessLog {
             .uint("bytes_out", e.bytes_out)
             .thousandths("duration_ms", micros(e.duration))
             .opt_str("upstream", upstream.map(|u| &*u.name))
-            .opt_str("target", upstream.map(|u| &*u.target));
+            .opt_str("target", upstream.and_then(|u| u.target.as_deref()));
         if let Some(t) = upstream.and_then(|u| u.header_time) {
             o.thousandths("upstream_ms", micros(t));
         }
@@ -184,7 +184,7 @@ mod tests {
         ctx.route_id = Some("users".into());
         ctx.upstream = Some(UpstreamInfo {
             name: "api".into(),
-            target: "10.0.0.1:80".into(),
+            target: Some("10.0.0.1:80".into()),
             header_time: Some(Duration::from_micros(1500)),
             attempts: 2,
         });

@@ -56,7 +56,10 @@ where
 /// GETs `url` and returns the body of a 200 response.
 pub async fn get(url: &str) -> Result<Bytes, String> {
     let req = Request::get("/").body(Full::new(Bytes::new()));
-    send_to(url, req.map_err(|e| e.to_string())?, TIMEOUT).await
+    // Boxed here, on the rare path, so that the futures of everything that
+    // may fetch (every authenticated request's) stay small: a request's
+    // future is moved whole into its box, fetch or not.
+    Box::pin(send_to(url, req.map_err(|e| e.to_string())?, TIMEOUT)).await
 }
 
 /// POSTs a form to `url` with an `Authorization` header and returns the
@@ -75,7 +78,7 @@ pub async fn post_form(
         )
         .body(Full::new(Bytes::from(form)))
         .map_err(|e| e.to_string())?;
-    send_to(url, req, timeout).await
+    Box::pin(send_to(url, req, timeout)).await
 }
 
 /// Sends `req` (its target and Host replaced from `url`) within `timeout`.

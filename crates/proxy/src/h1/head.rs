@@ -6,7 +6,7 @@
 use std::mem::MaybeUninit;
 
 use bytes::BytesMut;
-use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::header::{HeaderName, HeaderValue};
 use http::{Method, Uri, Version};
 
 /// The HTTP/2 connection preface; on a plain listener that allows h2c it
@@ -159,7 +159,7 @@ pub fn parse(buf: &mut BytesMut, limits: HeadLimits) -> Result<Parsed, HeadError
     let uri = Uri::from_maybe_shared(target)
         .map_err(|_| HeadError::Malformed("invalid request target"))?;
     // Room for the forwarding headers added before the request goes on.
-    let mut headers = HeaderMap::with_capacity(fields.len() + 12);
+    let mut headers = crate::bufpool::header_map(fields.len() + 12);
     let mut framing = Framing::default();
     for (name, value) in fields {
         let name = HeaderName::from_bytes(&slice(name))

@@ -328,9 +328,9 @@ async fn send_response(
     meta: RequestMeta,
     close: bool,
 ) -> bool {
-    let mut out = Vec::with_capacity(1024);
+    let mut out = crate::bufpool::take(1024);
     let (framing, _) = write::encode_head(&parts, &body.size_hint(), meta, close, &mut out);
-    drop(parts);
+    crate::bufpool::give_header_map(parts.headers);
     if framing == OutBody::None {
         // Nothing of the body is sent; its accounting ends here.
         body.discard();

@@ -147,9 +147,14 @@ pub fn parse_head(
     buf: &mut BytesMut,
     is_head_request: bool,
 ) -> Result<Option<Head>, ExchangeError> {
-    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut resp = httparse::Response::new(&mut slots);
-    let len = match resp.parse(buf) {
+    // Uninitialised slots: filling 128 empty headers for every response
+    // costs more than parsing a small head.
+    let mut slots: [std::mem::MaybeUninit<httparse::Header<'_>>; MAX_HEADERS] =
+        [const { std::mem::MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    let len = match httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut resp, buf, &mut slots)
+    {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {
             return if buf.len() >= MAX_HEAD {
@@ -200,7 +205,10 @@ pub fn parse_head(
     // Remember where each kept field lies, then take the head out of the
     // buffer and slice the values from it without copying.
     let base = buf.as_ptr() as usize;
-    let mut spans: Vec<(usize, usize, usize, usize)> = Vec::with_capacity(resp.headers.len());
+    // On the stack: a head is at most MAX_HEAD (64 KiB) long, so offsets
+    // fit in 16 bits, and there are at most MAX_HEADERS fields.
+    let mut spans = [(0u16, 0u16, 0u16, 0u16); MAX_HEADERS];
+    let mut kept = 0;
     for h in resp.headers.iter() {
         if headers::never_forwarded_back(h.name)
             || conn.names(h.name)
@@ -208,19 +216,32 @@ pub fn parse_head(
         {
             continue;
         }
-        spans.push((
-            h.name.as_ptr() as usize - base,
-            h.name.len(),
-            h.value.as_ptr() as usize - base,
-            h.value.len(),
-        ));
+        let offset = |p: *const u8| u16::try_from(p as usize - base);
+        let (Ok(ns), Ok(nl), Ok(vs), Ok(vl)) = (
+            offset(h.name.as_ptr()),
+            u16::try_from(h.name.len()),
+            offset(h.value.as_ptr()),
+            u16::try_from(h.value.len()),
+        ) else {
+            return Err(ExchangeError::BadResponse("the response head is too large"));
+        };
+        if let Some(slot) = spans.get_mut(kept) {
+            *slot = (ns, nl, vs, vl);
+            kept += 1;
+        }
     }
     let head = buf.split_to(len).freeze();
     let status = StatusCode::from_u16(code)
         .map_err(|_| ExchangeError::BadResponse("invalid status code"))?;
     // Room for the headers the gateway adds on the way back.
-    let mut headers = HeaderMap::with_capacity(spans.len() + 6);
-    for (ns, nl, vs, vl) in spans {
+    let mut headers = crate::bufpool::header_map(kept + 6);
+    for &(ns, nl, vs, vl) in spans.get(..kept).unwrap_or(&[]) {
+        let (ns, nl, vs, vl) = (
+            usize::from(ns),
+            usize::from(nl),
+            usize::from(vs),
+            usize::from(vl),
+        );
         let name = head
             .get(ns..ns + nl)
             .and_then(|n| HeaderName::from_bytes(n).ok())

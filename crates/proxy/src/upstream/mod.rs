@@ -167,7 +167,7 @@ impl UpstreamRuntime {
     /// Picks an available target not yet tried, scanning from `start` (one
     /// round-robin step per request, not per attempt, so retries do not
     /// skew the rotation).
-    fn pick(&self, start: usize, tried: &[usize]) -> Option<usize> {
+    fn pick(&self, start: usize, tried: &Tried) -> Option<usize> {
         // The clock matters only while some target is ejected.
         let any_ejected = self
             .targets
@@ -268,16 +268,16 @@ impl UpstreamRuntime {
         info: &mut portcullis_core::UpstreamInfo,
     ) -> Result<(http::response::Parts, ResponseStream, InFlight), UpstreamError> {
         let framing = OutFraming::for_body(method, &body);
-        let mut head = Vec::with_capacity(512);
+        let mut head = crate::bufpool::take(512);
         h1::encode_head(method, target, headers, framing, &mut head);
         let replayable = is_idempotent(method) && body.replay().is_some();
         let attempts = 1 + usize::from(self.spec.retries);
         let mut body = Some(body);
-        let mut tried: Vec<usize> = Vec::new();
+        let mut tried = Tried::default();
         let mut last = UpstreamError::NoHealthyTarget;
         let is_head = *method == Method::HEAD;
         let start = self.next.fetch_add(1, Ordering::Relaxed);
-        while tried.len() < attempts {
+        while tried.count() < attempts {
             let Some(idx) = self.pick(start, &tried) else {
                 return Err(last);
             };
@@ -287,8 +287,8 @@ impl UpstreamRuntime {
             };
             target.in_flight.fetch_add(1, Ordering::Relaxed);
             let guard = InFlight(target.clone());
-            info.target = target.target.authority.clone();
-            info.attempts = u8::try_from(tried.len()).unwrap_or(u8::MAX);
+            info.target = Some(target.target.authority.clone());
+            info.attempts = u8::try_from(tried.count()).unwrap_or(u8::MAX);
             let started = Instant::now();
             // A pooled connection the upstream closed meanwhile fails
             // before any response; the request then goes again on a fresh
@@ -360,6 +360,32 @@ impl UpstreamRuntime {
             }
         }
         Err(last)
+    }
+}
+
+/// The targets a request was tried on. The first inline: most requests
+/// are sent once, and need no allocation for it.
+#[derive(Default)]
+struct Tried {
+    first: Option<usize>,
+    more: Vec<usize>,
+}
+
+impl Tried {
+    fn push(&mut self, i: usize) {
+        if self.first.is_none() {
+            self.first = Some(i);
+        } else {
+            self.more.push(i);
+        }
+    }
+
+    fn contains(&self, i: &usize) -> bool {
+        self.first.as_ref() == Some(i) || self.more.contains(i)
+    }
+
+    fn count(&self) -> usize {
+        usize::from(self.first.is_some()) + self.more.len()
     }
 }
 
