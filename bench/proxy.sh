@@ -10,7 +10,8 @@
 #                  security headers and X-Request-Id back, X-Powered-By
 #                  hidden.
 # Runs rotate between the three; the medians of RUNS runs are reported
-# with the ratios. Then the resident memory of Portcullis and nginx holding
+# with the ratios, and each proxy's CPU time per request (user + system,
+# all its threads or workers). Then the resident memory of Portcullis and nginx holding
 # 1,000 and 10,000 idle keep-alive connections is measured.
 #
 #   bench/proxy.sh                 # defaults below
@@ -23,7 +24,7 @@ CONNS=${CONNS:-64}
 ACCESS_LOG=${ACCESS_LOG:-on}     # on: both proxies write an access log file
 GW_CORE=${GW_CORE:-0}
 LOAD_CORE=${LOAD_CORE:-1}
-IDLE_COUNTS=${IDLE_COUNTS:-"1000 10000"}
+IDLE_COUNTS=${IDLE_COUNTS-"1000 10000"}   # empty: skip
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 RESULTS="$ROOT/bench/results"
@@ -140,11 +141,21 @@ for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PC_PORT/" >/dev/null && break
 curl -sf "http://127.0.0.1:$NGINX_PORT/" >/dev/null
 curl -sf "http://127.0.0.1:$SAME_PORT/" >/dev/null
 
-# wrk output -> "rps p50_ms p99_ms"
+# CPU time (user + system, clock ticks) of the given processes, all threads.
+ticks() { local t=0; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $t; }
+nginx_workers() { pgrep -P "$(cat "$WORK/$1.pid")" | tr '\n' ' '; }
+
+# measure PORT PID... -> "rps p50_ms p99_ms non2xx cpu_us_per_request": the
+# proxy's CPU time per request is the steadier measure of its cost on a
+# shared machine, where throughput swings with the neighbours.
 measure() {
-    local out
-    out=$(taskset -c "$LOAD_CORE" wrk -t1 -c"$CONNS" -d"$DURATION" --latency "http://127.0.0.1:$1/users/1")
-    echo "$out" | wrk_summary
+    local port=$1 out t0 t1 reqs
+    shift
+    t0=$(ticks "$@")
+    out=$(taskset -c "$LOAD_CORE" wrk -t1 -c"$CONNS" -d"$DURATION" --latency "http://127.0.0.1:$port/users/1")
+    t1=$(ticks "$@")
+    reqs=$(echo "$out" | awk '/requests in/ {print $1}')
+    echo "$(echo "$out" | wrk_summary) $(echo "($t1 - $t0) * 1000000 / $(getconf CLK_TCK) / $reqs" | bc -l)"
 }
 
 
@@ -154,12 +165,14 @@ taskset -c "$LOAD_CORE" wrk -t1 -c"$CONNS" -d3s "http://127.0.0.1:$NGINX_PORT/us
 taskset -c "$LOAD_CORE" wrk -t1 -c"$CONNS" -d3s "http://127.0.0.1:$SAME_PORT/users/1" >/dev/null
 
 port_of() { case $1 in pc) echo $PC_PORT ;; nx) echo $NGINX_PORT ;; ns) echo $SAME_PORT ;; esac; }
+pids_of() { case $1 in pc) echo "$PC_PID" ;; nx) nginx_workers nginx ;; ns) nginx_workers nginx-same ;; esac; }
 : > "$WORK/pc.txt"; : > "$WORK/nx.txt"; : > "$WORK/ns.txt"
 for i in $(seq "$RUNS"); do
     case $((i % 3)) in 1) order="pc nx ns" ;; 2) order="nx ns pc" ;; *) order="ns pc nx" ;; esac
     for who in $order; do
         port=$(port_of "$who")
-        line=$(measure "$port")
+        # shellcheck disable=SC2046
+        line=$(measure "$port" $(pids_of "$who"))
         echo "$line" >> "$WORK/$who.txt"
         echo "run $i $who: $line"
     done
@@ -170,9 +183,10 @@ PC_RPS=$(col pc 1); NX_RPS=$(col nx 1); NS_RPS=$(col ns 1)
 PC_P50=$(col pc 2); NX_P50=$(col nx 2); NS_P50=$(col ns 2)
 PC_P99=$(col pc 3); NX_P99=$(col nx 3); NS_P99=$(col ns 3)
 PC_BAD=$(awk '{s+=$4} END {print s+0}' "$WORK/pc.txt")
+PC_CPU=$(col pc 5); NX_CPU=$(col nx 5); NS_CPU=$(col ns 5)
 # Each round's ratio, then their median: a slow spell of the shared machine
 # hits both sides of a round, so paired ratios vary less than medians do.
-paired() { paste "$WORK/pc.txt" "$WORK/$1.txt" | awk '{print $1 / $5}' | median; }
+paired() { paste "$WORK/pc.txt" "$WORK/$1.txt" | awk '{print $1 / $(NF / 2 + 1)}' | median; }
 PAIR_NX=$(paired nx); PAIR_NS=$(paired ns)
 
 rss_kb() { local total=0; for p in "$@"; do total=$((total + $(awk '/VmRSS/ {print $2}' "/proc/$p/status"))); done; echo $total; }
@@ -199,9 +213,9 @@ REPORT=$(cat <<TXT
 Plain proxying, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $RUNS runs of $DURATION, $CONNS connections, access log $ACCESS_LOG
 proxy on core $GW_CORE (1 worker each), wrk and upstream on core $LOAD_CORE; medians:
 
-  portcullis  $(printf "%9.0f req/s   p50 %6.3f ms   p99 %6.3f ms" "$PC_RPS" "$PC_P50" "$PC_P99")
-  nginx       $(printf "%9.0f req/s   p50 %6.3f ms   p99 %6.3f ms" "$NX_RPS" "$NX_P50" "$NX_P99")
-  nginx-same  $(printf "%9.0f req/s   p50 %6.3f ms   p99 %6.3f ms" "$NS_RPS" "$NS_P50" "$NS_P99")
+  portcullis  $(printf "%9.0f req/s   p50 %6.3f ms   p99 %6.3f ms   CPU %5.1f us/request" "$PC_RPS" "$PC_P50" "$PC_P99" "$PC_CPU")
+  nginx       $(printf "%9.0f req/s   p50 %6.3f ms   p99 %6.3f ms   CPU %5.1f us/request" "$NX_RPS" "$NX_P50" "$NX_P99" "$NX_CPU")
+  nginx-same  $(printf "%9.0f req/s   p50 %6.3f ms   p99 %6.3f ms   CPU %5.1f us/request" "$NS_RPS" "$NS_P50" "$NS_P99" "$NS_CPU")
   vs nginx       $(printf "%6.2fx throughput (paired rounds %.2fx)   p99 %.2fx of nginx's" "$(echo "$PC_RPS / $NX_RPS" | bc -l)" "$PAIR_NX" "$(echo "$PC_P99 / $NX_P99" | bc -l)")
   vs nginx-same  $(printf "%6.2fx throughput (paired rounds %.2fx)   p99 %.2fx of nginx's" "$(echo "$PC_RPS / $NS_RPS" | bc -l)" "$PAIR_NS" "$(echo "$PC_P99 / $NS_P99" | bc -l)")
   portcullis non-2xx responses: $PC_BAD

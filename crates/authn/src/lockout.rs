@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash};
 use std::net::IpAddr;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use portcullis_config::runtime::Lockout;
@@ -75,6 +76,11 @@ pub struct LockoutTable {
     capacity: usize,
     hasher: std::collections::hash_map::RandomState,
     shards: Vec<Mutex<Shard>>,
+    /// When the latest lock-out ends, in milliseconds from `epoch` (rounded
+    /// up). Every request asks whether its client is locked out; past this
+    /// instant none is, and the answer needs no hashing and no lock.
+    locks_end: AtomicU64,
+    epoch: Instant,
 }
 
 impl LockoutTable {
@@ -88,6 +94,19 @@ impl LockoutTable {
             capacity,
             hasher: std::collections::hash_map::RandomState::new(),
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            locks_end: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+
+    /// `t` in milliseconds from the epoch, rounded down or up.
+    fn millis(&self, t: Instant, round_up: bool) -> u64 {
+        let d = t.saturating_duration_since(self.epoch);
+        let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        if round_up && !d.subsec_nanos().is_multiple_of(1_000_000) {
+            ms.saturating_add(1)
+        } else {
+            ms
         }
     }
 
@@ -105,6 +124,9 @@ impl LockoutTable {
 
     /// How much longer `s` is locked out, if it is.
     pub fn locked(&self, s: &Source, now: Instant) -> Option<Duration> {
+        if self.millis(now, false) >= self.locks_end.load(Ordering::Relaxed) {
+            return None;
+        }
         let shard = self.shard(s)?.lock().unwrap_or_else(|e| e.into_inner());
         let until = shard.entries.get(s)?.locked_until?;
         (until > now).then(|| until - now)
@@ -142,7 +164,10 @@ impl LockoutTable {
         }
         e.failures += 1;
         if e.failures >= self.policy.max_failures {
-            e.locked_until = Some(now + self.policy.duration);
+            let until = now + self.policy.duration;
+            e.locked_until = Some(until);
+            self.locks_end
+                .fetch_max(self.millis(until, true), Ordering::Relaxed);
             return Some(self.policy.duration);
         }
         None

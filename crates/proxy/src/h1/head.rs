@@ -140,7 +140,8 @@ pub fn parse(buf: &mut BytesMut, limits: HeadLimits) -> Result<Parsed, HeadError
     let base = buf.as_ptr() as usize;
     let span = |s: &[u8]| (s.as_ptr() as usize - base, s.len());
     let target = span(req.path.unwrap_or("").as_bytes());
-    let mut fields: Vec<((usize, usize), (usize, usize))> = Vec::with_capacity(req.headers.len());
+    // On the stack for a usual head.
+    let mut fields: smallvec::SmallVec<[(Span, Span); 24]> = smallvec::SmallVec::new();
     for h in req.headers.iter() {
         fields.push((span(h.name.as_bytes()), span(h.value)));
     }
@@ -162,8 +163,10 @@ pub fn parse(buf: &mut BytesMut, limits: HeadLimits) -> Result<Parsed, HeadError
     let mut headers = crate::bufpool::header_map(fields.len() + 12);
     let mut framing = Framing::default();
     for (name, value) in fields {
-        let name = HeaderName::from_bytes(&slice(name))
-            .map_err(|_| HeadError::Malformed("invalid header name"))?;
+        let name = head
+            .get(name.0..name.0 + name.1)
+            .and_then(|n| HeaderName::from_bytes(n).ok())
+            .ok_or(HeadError::Malformed("invalid header name"))?;
         let value = HeaderValue::from_maybe_shared(slice(value))
             .map_err(|_| HeadError::Malformed("invalid header value"))?;
         framing.observe(&name, &value)?;
@@ -193,6 +196,9 @@ pub fn parse(buf: &mut BytesMut, limits: HeadLimits) -> Result<Parsed, HeadError
         expect_continue: framing.expect_continue,
     }))
 }
+
+/// Where a piece of the head lies in the buffer: offset and length.
+type Span = (usize, usize);
 
 /// A Host value: a DNS name, IPv4 address or bracketed IPv6 address, with
 /// an optional port. Empty values and percent-escapes (which would decode

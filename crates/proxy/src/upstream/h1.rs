@@ -205,10 +205,9 @@ pub fn parse_head(
     // Remember where each kept field lies, then take the head out of the
     // buffer and slice the values from it without copying.
     let base = buf.as_ptr() as usize;
-    // On the stack: a head is at most MAX_HEAD (64 KiB) long, so offsets
-    // fit in 16 bits, and there are at most MAX_HEADERS fields.
-    let mut spans = [(0u16, 0u16, 0u16, 0u16); MAX_HEADERS];
-    let mut kept = 0;
+    // On the stack for a usual head: a head is at most MAX_HEAD (64 KiB)
+    // long, so offsets fit in 16 bits.
+    let mut spans: smallvec::SmallVec<[(u16, u16, u16, u16); 24]> = smallvec::SmallVec::new();
     for h in resp.headers.iter() {
         if headers::never_forwarded_back(h.name)
             || conn.names(h.name)
@@ -225,17 +224,14 @@ pub fn parse_head(
         ) else {
             return Err(ExchangeError::BadResponse("the response head is too large"));
         };
-        if let Some(slot) = spans.get_mut(kept) {
-            *slot = (ns, nl, vs, vl);
-            kept += 1;
-        }
+        spans.push((ns, nl, vs, vl));
     }
     let head = buf.split_to(len).freeze();
     let status = StatusCode::from_u16(code)
         .map_err(|_| ExchangeError::BadResponse("invalid status code"))?;
     // Room for the headers the gateway adds on the way back.
-    let mut headers = crate::bufpool::header_map(kept + 6);
-    for &(ns, nl, vs, vl) in spans.get(..kept).unwrap_or(&[]) {
+    let mut headers = crate::bufpool::header_map(spans.len() + 6);
+    for &(ns, nl, vs, vl) in &spans {
         let (ns, nl, vs, vl) = (
             usize::from(ns),
             usize::from(nl),
