@@ -114,3 +114,25 @@ SecRule RESPONSE_BODY "@contains secret of %{tx.user}" "id:3,phase:4,deny,status
     let ids: Vec<u32> = tx.matches().iter().map(|m| m.id).collect();
     assert_eq!(ids, vec![1, 2, 3]);
 }
+
+/// MATCHED_VAR is the last match of the rule that matched last, also in
+/// later rules; MATCHED_VARS holds the current rule's matches only.
+#[test]
+fn matched_var_outlives_its_rule_and_matched_vars_does_not() {
+    let r = rules(
+        r#"
+SecRule ARGS "@rx ^x" "id:1,phase:2,pass,t:none"
+SecRule ARGS:none "@rx ." "id:2,phase:2,pass,t:none"
+SecRule MATCHED_VAR "@streq xb" "id:3,phase:2,pass,t:none"
+SecRule MATCHED_VAR_NAME "@streq MATCHED_VAR" "id:4,phase:2,pass,t:none"
+SecRule &MATCHED_VARS "@eq 0" "id:5,phase:2,pass,t:none"
+SecRule ARGS:a "@rx ^x" "id:6,phase:2,pass,t:none,chain"
+  SecRule MATCHED_VARS "@streq xa" "t:none"
+SecRule MATCHED_VAR "@streq xa" "id:7,phase:2,pass,t:none"
+"#,
+    );
+    // Rule 1 matches a then b; rule 2 matches nothing; 3 sees b, the last
+    // match, and 4 sees 3's own match. 5 starts with no matches of its own.
+    // 6's chain sees its head's match, and 7 sees that match as the last.
+    assert_eq!(matched(&r, "/?a=xa&b=xb", &[]), vec![1, 3, 4, 5, 6, 7]);
+}

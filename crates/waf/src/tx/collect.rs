@@ -195,8 +195,8 @@ impl Transaction<'_> {
                 .find(|(k, _)| k.eq_ignore_ascii_case(b"host"))
                 .and_then(|(_, v)| b(v)),
             Var::UniqueId => b(&d.unique_id),
-            Var::MatchedVar => self.matched_var.as_ref().and_then(|(_, v)| b(v)),
-            Var::MatchedVarName => self.matched_var.as_ref().and_then(|(n, _)| b(n)),
+            Var::MatchedVar => self.matched_var().and_then(|(_, v)| b(v)),
+            Var::MatchedVarName => self.matched_var().and_then(|(n, _)| b(n)),
             Var::HighestSeverity => num(usize::from(self.highest_severity)),
             Var::MultipartStrictError => flag(
                 d.body_flags.multipart.values().any(|&v| v != 0)

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 
 use super::cache::Cache;
-use super::{Intervention, Transaction};
+use super::{Intervention, Pair, Transaction};
 use crate::macros::Macro;
 use crate::operators::{Captures, Context, atoi};
 use crate::rule::{AllowScope, Disruptive, Effect, EngineMode, Rule, SetOp, in_ranges};
@@ -134,7 +134,7 @@ impl<'r> Transaction<'r> {
             if self.removed(rule) {
                 continue;
             }
-            self.matched_vars.clear();
+            self.retire_matched_vars();
             self.current = Some(rule);
             let hit = self.eval_rule(rule, rule);
             if !hit {
@@ -183,7 +183,7 @@ impl<'r> Transaction<'r> {
         if let Some(s) = rule.severity {
             self.highest_severity = self.highest_severity.min(s);
         }
-        let (name, value) = match &self.matched_var {
+        let (name, value) = match self.matched_var() {
             Some((n, v)) if rule.log => (String::from_utf8_lossy(n).into_owned(), v.to_vec()),
             _ => Default::default(),
         };
@@ -206,6 +206,26 @@ impl<'r> Transaction<'r> {
                 Disruptive::Deny | Disruptive::Drop | Disruptive::Redirect
             ),
         });
+    }
+
+    /// MATCHED_VAR: the current rule's last match, or the one an earlier
+    /// rule left.
+    pub(crate) fn matched_var(&self) -> Option<&Pair> {
+        match self.matched_vars.last() {
+            Some(p) if self.matched_var_is_last => Some(p),
+            _ => self.matched_var.as_ref(),
+        }
+    }
+
+    /// Before the next rule: MATCHED_VARS starts empty, MATCHED_VAR keeps
+    /// the last match.
+    fn retire_matched_vars(&mut self) {
+        if std::mem::take(&mut self.matched_var_is_last)
+            && let Some(last) = self.matched_vars.pop()
+        {
+            self.matched_var = Some(last);
+        }
+        self.matched_vars.clear();
     }
 
     /// Whether `rule` and the rest of its chain match. Every value is
@@ -290,9 +310,8 @@ impl<'r> Transaction<'r> {
     }
 
     fn apply_hit(&mut self, rule: &Rule, hit: Hit) {
-        let value = Bytes::from(hit.value);
-        self.matched_vars.push((hit.name.clone(), value.clone()));
-        self.matched_var = Some((hit.name, value));
+        self.matched_vars.push((hit.name, Bytes::from(hit.value)));
+        self.matched_var_is_last = true;
         if let Some(caps) = hit.caps.filter(|c| !c.is_empty()) {
             const KEYS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
             for (n, key) in KEYS.iter().enumerate() {

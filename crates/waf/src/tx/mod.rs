@@ -92,7 +92,11 @@ pub struct Transaction<'r> {
     /// TX and the other writable collections, keys in lower case.
     pub(crate) vars: vars::Vars,
     pub(crate) overrides: Overrides,
-    pub(crate) matched_var: Option<(Bytes, Bytes)>,
+    /// MATCHED_VAR as an earlier rule left it. While `matched_var_is_last`
+    /// is set, the current rule has matched, and MATCHED_VAR is the last of
+    /// `matched_vars` (kept once, not cloned for every hit).
+    pub(crate) matched_var: Option<Pair>,
+    pub(crate) matched_var_is_last: bool,
     pub(crate) matched_vars: Vec<Pair>,
     pub(crate) matches: Vec<Match>,
     pub(crate) interruption: Option<Intervention>,
@@ -212,6 +216,7 @@ impl RuleSet {
             vars: spare.vars,
             overrides: Overrides::default(),
             matched_var: None,
+            matched_var_is_last: false,
             matched_vars: Vec::new(),
             // The Core Rule Set's silent rules alone match some 90 times
             // per request: room for them up front saves regrowing.
