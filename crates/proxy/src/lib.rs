@@ -74,6 +74,27 @@ pub mod fuzzing {
         }
     }
 
+    /// A header field as parsed: name (lower case) and value.
+    pub type Field = (String, Vec<u8>);
+
+    /// Parses `data` as the start of an upstream's response head; never
+    /// panics. Returns how many bytes a complete head took and the fields
+    /// kept (names, values) in order.
+    pub fn response_head(data: &[u8]) -> Option<(usize, Vec<Field>)> {
+        let mut buf = BytesMut::from(data);
+        match crate::upstream::parse_head(&mut buf, false) {
+            Ok(Some(h)) => Some((
+                data.len() - buf.len(),
+                h.parts
+                    .headers
+                    .iter()
+                    .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
+                    .collect(),
+            )),
+            _ => None,
+        }
+    }
+
     /// Decodes `data` as a chunked body, fed in pieces split at `cuts`.
     /// Returns the body and whether it ended, or `None` when malformed.
     pub fn chunked(data: &[u8], cuts: &[usize]) -> Option<(Vec<u8>, bool)> {

@@ -17,6 +17,8 @@ use portcullis_config::runtime::{Balance, Target, Upstream};
 use portcullis_telemetry::metrics::{Counter, Gauge, Histogram, Registry};
 use tokio::task::JoinHandle;
 
+#[doc(hidden)]
+pub use h1::parse_head;
 use h1::{Conn, OutFraming};
 pub use h1::{ExchangeError, ResponseStream};
 use pool::Pool;
