@@ -26,7 +26,7 @@ impl RequestId {
         }
         // Hex digits are always a valid header value. An owned array: one
         // allocation, and clones (upstream, response, log) only count
-        // references, where a copied slice would be copied again on its
+        // references, where a copied slice would allocate again on its
         // first clone.
         RequestId(
             http::HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(out))

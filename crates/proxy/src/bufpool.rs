@@ -6,10 +6,11 @@
 
 use std::cell::RefCell;
 use std::ops::{Deref, DerefMut};
+use std::thread::LocalKey;
 
 use http::HeaderMap;
 
-/// Buffers kept per thread: about one per connection in flight.
+/// Buffers (and maps) kept per thread: about one per connection in flight.
 const KEEP: usize = 64;
 /// A buffer grown past this (a large streamed body) is released, not kept.
 const MAX_KEPT_CAPACITY: usize = 64 * 1024;
@@ -23,13 +24,30 @@ thread_local! {
     static MAPS: RefCell<Vec<HeaderMap>> = const { RefCell::new(Vec::new()) };
 }
 
+type Pool<T> = LocalKey<RefCell<Vec<T>>>;
+
+/// A spare from `pool`, if it has one. Never panics, also while the
+/// thread is ending.
+fn pop<T: 'static>(pool: &'static Pool<T>) -> Option<T> {
+    pool.try_with(|s| s.try_borrow_mut().ok().and_then(|mut s| s.pop()))
+        .ok()
+        .flatten()
+}
+
+/// Keeps `item` in `pool` unless the pool is full.
+fn push<T: 'static>(pool: &'static Pool<T>, item: T) {
+    let _ = pool.try_with(|s| {
+        if let Ok(mut s) = s.try_borrow_mut()
+            && s.len() < KEEP
+        {
+            s.push(item);
+        }
+    });
+}
+
 /// An empty header map with room for at least `capacity` fields.
 pub fn header_map(capacity: usize) -> HeaderMap {
-    let spare = MAPS
-        .try_with(|s| s.try_borrow_mut().ok().and_then(|mut s| s.pop()))
-        .ok()
-        .flatten();
-    match spare {
+    match pop(&MAPS) {
         Some(mut m) => {
             m.reserve(capacity);
             m
@@ -44,13 +62,7 @@ pub fn give_header_map(mut m: HeaderMap) {
         return;
     }
     m.clear();
-    let _ = MAPS.try_with(|s| {
-        if let Ok(mut s) = s.try_borrow_mut()
-            && s.len() < KEEP
-        {
-            s.push(m);
-        }
-    });
+    push(&MAPS, m);
 }
 
 /// A buffer that goes back to its thread's pool when dropped.
@@ -58,11 +70,7 @@ pub struct Buf(Vec<u8>);
 
 /// An empty buffer with room for at least `capacity` bytes.
 pub fn take(capacity: usize) -> Buf {
-    let spare = SPARE
-        .try_with(|s| s.try_borrow_mut().ok().and_then(|mut s| s.pop()))
-        .ok()
-        .flatten();
-    match spare {
+    match pop(&SPARE) {
         Some(mut v) => {
             v.reserve(capacity);
             Buf(v)
@@ -78,13 +86,7 @@ impl Drop for Buf {
         }
         let mut v = std::mem::take(&mut self.0);
         v.clear();
-        let _ = SPARE.try_with(|s| {
-            if let Ok(mut s) = s.try_borrow_mut()
-                && s.len() < KEEP
-            {
-                s.push(v);
-            }
-        });
+        push(&SPARE, v);
     }
 }
 
