@@ -30,6 +30,36 @@ http {
 CONF
 }
 
+# portcullis_conf FILE LOGGING [ROUTE_LINES]: a Portcullis config with one
+# worker, one listener on $PC_PORT (admin on $PC_ADMIN) and one anonymous
+# route proxying everything to the upstream on $UP_PORT; LOGGING is the
+# line under `logging:`, ROUTE_LINES (indented) are added to the route.
+portcullis_conf() {
+    cat > "$1" <<CONF
+version: 1
+runtime: { workers: 1 }
+admin: { address: "127.0.0.1:$PC_ADMIN" }
+logging:
+  $2
+listeners:
+  - name: main
+    address: "127.0.0.1:$PC_PORT"
+    limits: { max_connections: 20000 }
+upstreams:
+  - name: api
+    targets: ["127.0.0.1:$UP_PORT"]
+    max_idle_connections: 256
+defaults:
+  authenticate:
+    anonymous: true
+routes:
+  - id: all
+    match: { path_prefix: / }
+    upstream: api
+${3:-}
+CONF
+}
+
 # wrk's --latency output on stdin -> "rps p50_ms p99_ms non2xx"
 wrk_summary() {
     awk '

@@ -109,28 +109,7 @@ http {
 }
 CONF
 
-cat > "$WORK/portcullis.yaml" <<CONF
-version: 1
-runtime: { workers: 1 }
-admin: { address: "127.0.0.1:$PC_ADMIN" }
-logging:
-  $PC_LOG
-listeners:
-  - name: main
-    address: "127.0.0.1:$PC_PORT"
-    limits: { max_connections: 20000 }
-upstreams:
-  - name: api
-    targets: ["127.0.0.1:$UP_PORT"]
-    max_idle_connections: 256
-defaults:
-  authenticate:
-    anonymous: true
-routes:
-  - id: all
-    match: { path_prefix: / }
-    upstream: api
-CONF
+portcullis_conf "$WORK/portcullis.yaml" "$PC_LOG"
 
 taskset -c "$LOAD_CORE" nginx -c "$WORK/upstream.conf"
 taskset -c "$GW_CORE" nginx -c "$WORK/nginx.conf"

@@ -87,32 +87,10 @@ http {
 }
 CONF
 
-cat > "$WORK/portcullis.yaml" <<CONF
-version: 1
-runtime: { workers: 1 }
-admin: { address: "127.0.0.1:$PC_ADMIN" }
-logging:
-  access_log: off
-listeners:
-  - name: main
-    address: "127.0.0.1:$PC_PORT"
-    limits: { max_connections: 20000 }
-upstreams:
-  - name: api
-    targets: ["127.0.0.1:$UP_PORT"]
-    max_idle_connections: 256
-defaults:
-  authenticate:
-    anonymous: true
-routes:
-  - id: all
-    match: { path_prefix: / }
-    upstream: api
-    filters:
+portcullis_conf "$WORK/portcullis.yaml" "access_log: off" "    filters:
       - kind: waf
         mode: block
-        paranoia: 1
-CONF
+        paranoia: 1"
 
 # The 1 KB JSON order and the wrk scripts for each request.
 python3 - "$WORK/order.json" <<'PY'

@@ -157,7 +157,13 @@ impl Waf {
     /// inspected.
     fn resume(&self, ctx: &mut Context) -> Option<(Transaction<'_>, usize)> {
         let waiting = ctx.ext.remove::<Waiting>()?;
-        let (suspended, reported) = waiting.0.lock().ok()?.take()?;
+        // A poisoned lock still holds the transaction: take it (passing
+        // the response uninspected would fail open).
+        let (suspended, reported) = waiting
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()?;
         Some((self.policy.rules.resume(suspended), reported))
     }
 
