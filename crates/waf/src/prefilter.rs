@@ -4,10 +4,11 @@
 //! only match where one of a few literals occurs (`select`, `<script`,
 //! `/etc/`), a phrase list. A clean value contains none of them, yet
 //! running each rule on it scans it once per rule. Here the literals of
-//! every rule go into one Aho-Corasick automaton, and those of each
-//! transformation chain into one more; a value is scanned once (per chain
-//! that changes it), and a rule none of whose literals occur is known not
-//! to match without running its operator.
+//! every rule go into one Aho-Corasick automaton; each distinct form of a
+//! value (as it comes, or as a transformation chain changed it) is scanned
+//! once, and a rule none of whose literals occur in the form it tests
+//! (with `multiMatch`, in any of the forms along its chain) is known not to
+//! match without running its operator.
 //!
 //! Literals are lower-cased and searched case-insensitively: that can only
 //! let more values through to the real operator, never fewer, so the
@@ -174,37 +175,56 @@ fn lower_class(c: &ClassBytes) -> ClassBytes {
     }))
 }
 
-/// Numbers the transformation chains of a rule set as it is built (rules
-/// with the same chain share an id, so a transaction transforms a value
-/// once per chain) and collects the literals of every rule.
+/// The transformation chains of a rule set as a trie: node 0 is the empty
+/// chain, every other node its parent's chain plus one transformation.
+/// Chains that begin alike share those nodes, so a transaction computes
+/// each step of a value once however many chains start with it.
+#[derive(Debug, Default)]
+pub struct ChainTrie {
+    /// Node `i + 1`: its parent and its last transformation.
+    steps: Vec<(u32, Transform)>,
+}
+
+impl ChainTrie {
+    /// How many nodes there are, the root included.
+    pub fn len(&self) -> usize {
+        self.steps.len() + 1
+    }
+
+    /// A node's parent and last transformation; `None` for the root.
+    pub fn step(&self, node: u32) -> Option<(u32, Transform)> {
+        let i = usize::try_from(node.checked_sub(1)?).ok()?;
+        self.steps.get(i).copied()
+    }
+}
+
+/// Numbers the transformation chains of a rule set as it is built (each
+/// rule gets the trie node of its chain) and collects the literals of
+/// every rule.
 #[derive(Debug, Default)]
 pub struct Chains {
-    ids: HashMap<Vec<Transform>, u32>,
-    /// By chain id - 1.
-    chains: Vec<Literals>,
+    trie: ChainTrie,
+    children: HashMap<(u32, Transform), u32>,
     all: Literals,
     slots: u32,
 }
 
 impl Chains {
-    /// Gives `rule` and the rest of its chain their chain ids and, where
+    /// Gives `rule` and the rest of its chain their chain nodes and, where
     /// the operator has literals, their prefilter slots.
     pub fn number(&mut self, rule: &mut Rule) {
-        let next = u32::try_from(self.ids.len() + 1).unwrap_or(u32::MAX);
-        let id = *self.ids.entry(rule.transforms.clone()).or_insert(next);
-        if id == next {
-            self.chains.push(Literals::default());
+        let mut node = 0;
+        for &t in &rule.transforms {
+            let steps = &mut self.trie.steps;
+            node = *self.children.entry((node, t)).or_insert_with(|| {
+                steps.push((node, t));
+                u32::try_from(steps.len()).unwrap_or(u32::MAX)
+            });
         }
-        rule.chain_id = id;
-        // multiMatch tests the value at every step of the chain, not only
-        // the end the filter sees.
-        if let Some(lits) = &rule.operator.literals
-            && !rule.multi_match
-            && let Some(chain) = self.chains.get_mut(id as usize - 1)
-        {
+        rule.chain_id = node;
+        if let Some(lits) = &rule.operator.literals {
             let slot = self.slots;
             self.slots += 1;
-            chain.add(lits, slot);
             self.all.add(lits, slot);
             rule.slot = Some(slot);
         }
@@ -213,49 +233,30 @@ impl Chains {
         }
     }
 
-    /// The prefilter, or none at all when an automaton cannot be built: a
-    /// chain without its scanner would have its rules skipped unseen.
-    pub fn build(self) -> Option<Prefilter> {
-        let mut chains = vec![None];
-        for c in self.chains {
-            if c.patterns.is_empty() {
-                chains.push(None);
-            } else {
-                chains.push(Some(c.build()?));
-            }
-        }
-        Some(Prefilter {
-            words: (self.slots as usize).div_ceil(64),
-            all: self.all.build()?,
-            chains,
-        })
+    /// The chain trie, and the prefilter or none at all when its automaton
+    /// cannot be built (every rule then runs its operator).
+    pub fn build(self) -> (ChainTrie, Option<Prefilter>) {
+        let words = (self.slots as usize).div_ceil(64);
+        let filter = self.all.build().map(|all| Prefilter { all, words });
+        (self.trie, filter)
     }
 }
 
-/// The prefilter of a rule set. A value that a chain leaves unchanged
-/// (but for letter case) is scanned once for the literals of all chains;
-/// a value a chain changes is scanned for that chain's literals.
+/// The prefilter of a rule set: one automaton over the literals of every
+/// rule. Each distinct form of a value (as it comes, or as a chain of
+/// transformations leaves it) is scanned once.
 #[derive(Debug)]
 pub struct Prefilter {
     all: Scanner,
-    /// By chain id.
-    chains: Vec<Option<Scanner>>,
     /// Words of a bit set that holds every slot.
     pub words: usize,
 }
 
 impl Prefilter {
     /// Sets, in `bits`, the slot of every rule one of whose literals
-    /// occurs in `value`: every rule (`chain` None) or the rules of one
-    /// chain.
-    pub fn scan(&self, chain: Option<u32>, value: &[u8], bits: &mut [u64]) {
-        let scanner = match chain {
-            None => Some(&self.all),
-            Some(id) => self.chains.get(id as usize).and_then(Option::as_ref),
-        };
-        if let Some(s) = scanner {
-            s.scan(value, bits);
-        }
+    /// occurs in `value`.
+    pub fn scan(&self, value: &[u8], bits: &mut [u64]) {
+        self.all.scan(value, bits);
     }
 }
 

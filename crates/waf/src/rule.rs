@@ -176,8 +176,10 @@ pub struct Rule {
     pub chain: Option<Box<Rule>>,
     /// Set while building: the next rule becomes this one's chain.
     pub wants_chain: bool,
-    /// Rules with the same transformation chain share this id (0: not
-    /// numbered yet), so a transaction transforms each value once per chain.
+    /// The rule's transformation chain as a node of the rule set's chain
+    /// trie (0, the root, is the empty chain; rules are numbered when the
+    /// rule set is built), so a transaction transforms each value once per
+    /// chain step, whichever rules share it.
     pub chain_id: u32,
     /// The rule's place in its chain's literal prefilter, when its operator
     /// can only match values containing one of a few literals.

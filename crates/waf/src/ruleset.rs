@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::error::LoadError;
 use crate::operators::Operator;
-use crate::prefilter::{Chains, Prefilter};
+use crate::prefilter::{ChainTrie, Chains, Prefilter};
 use crate::rule::{Defaults, Disruptive, EngineMode, Rule, in_ranges, parse_id_ranges};
 use crate::seclang::{Line, lines, split_actions};
 use crate::variables::parse_targets;
@@ -71,6 +71,8 @@ pub struct RuleSet {
     pub(crate) phases: [Vec<Entry>; 5],
     /// Which rules a value may match, by the literals they need.
     pub(crate) prefilter: Option<Prefilter>,
+    /// The rules' transformation chains (`Rule::chain_id` is a node).
+    pub(crate) chains: ChainTrie,
     pub settings: Settings,
     rules: usize,
 }
@@ -591,9 +593,11 @@ impl Builder {
                 }
             }
         }
+        let (chains, prefilter) = chains.build();
         RuleSet {
             phases,
-            prefilter: chains.build(),
+            prefilter,
+            chains,
             settings: self.settings,
             rules,
         }

@@ -42,6 +42,45 @@ SecRule ARGS "@pm union" "id:4,phase:2,pass,t:none,t:urlDecode,t:lowercase"
     assert_eq!(matched(&r, "/?q=ordinary+words", &[]), Vec::<u32>::new());
 }
 
+/// Chains that begin alike share their first steps; each rule must still
+/// see its own chain's result, and a step that changes nothing must not
+/// hide a later one that does.
+#[test]
+fn chains_sharing_their_first_steps_each_see_their_own_result() {
+    let r = rules(
+        r#"
+SecRule ARGS "@streq %41bc" "id:1,phase:2,pass,t:none,t:lowercase"
+SecRule ARGS "@streq Abc" "id:2,phase:2,pass,t:none,t:lowercase,t:urlDecode"
+SecRule ARGS "@streq ABC" "id:3,phase:2,pass,t:none,t:urlDecode"
+SecRule ARGS "@streq abc" "id:4,phase:2,pass,t:none,t:removeNulls,t:urlDecode,t:lowercase"
+SecRule ARGS "@streq %41BC" "id:5,phase:2,pass,t:none,t:removeNulls"
+"#,
+    );
+    // The argument arrives decoded once: `%2541BC` is `%41BC`.
+    assert_eq!(matched(&r, "/?q=%2541BC", &[]), vec![1, 2, 3, 4, 5]);
+    assert_eq!(matched(&r, "/?q=xyz", &[]), Vec::<u32>::new());
+}
+
+/// `multiMatch` tests the value at every step of its chain: a literal that
+/// only an intermediate step shows must still let the rule run, while the
+/// same rule without `multiMatch` sees only the end of the chain.
+#[test]
+fn multi_match_is_prefiltered_at_every_step() {
+    let r = rules(
+        r#"
+SecRule ARGS "@rx <script" "id:1,phase:2,pass,t:none,t:urlDecode,t:base64Encode,multiMatch"
+SecRule ARGS "@rx <script" "id:2,phase:2,pass,t:none,t:urlDecode,t:base64Encode"
+SecRule ARGS "@rx <script" "id:3,phase:2,pass,t:none,t:urlDecode,multiMatch"
+"#,
+    );
+    // `%253Cscript` arrives as `%3Cscript`; only the decoding step shows
+    // `<script`, which base64Encode then hides again.
+    assert_eq!(matched(&r, "/?q=%253Cscript", &[]), vec![1, 3]);
+    // The value as it comes is a step too.
+    assert_eq!(matched(&r, "/?q=%3Cscript", &[]), vec![1, 3]);
+    assert_eq!(matched(&r, "/?q=script", &[]), Vec::<u32>::new());
+}
+
 /// Counts are made on the spot, each in a new buffer that may sit where
 /// the last one did: a transformed count must never be taken for another.
 #[test]

@@ -13,6 +13,9 @@ macro_rules! transforms {
         pub enum Transform { $( $t, )* }
 
         impl Transform {
+            /// How many transformations there are.
+            pub const COUNT: usize = [$( stringify!($t), )*].len();
+
             /// `t:none` is not a transformation but a reset, so it is not here.
             pub fn from_name(name: &str) -> Option<Transform> {
                 $( $( if name.eq_ignore_ascii_case($name) { return Some(Transform::$t); } )+ )*
@@ -141,6 +144,15 @@ fn url_encode(s: &[u8], out: &mut Vec<u8>) -> bool {
 #[derive(Debug, Default)]
 pub struct Scratch {
     bufs: [Vec<u8>; 2],
+}
+
+impl Scratch {
+    /// A buffer to transform into, emptied.
+    pub fn buf(&mut self) -> &mut Vec<u8> {
+        let [a, _] = &mut self.bufs;
+        a.clear();
+        a
+    }
 }
 
 /// Runs a chain of transformations and returns the result, which is

@@ -1,54 +1,70 @@
 //! What a phase learns about its values once and reuses for every rule:
-//! each value transformed by each chain, and which rules' literals occur
-//! in it (see `prefilter`).
+//! each value as every step of every transformation chain leaves it, and
+//! which rules' literals occur in each of those forms (see `prefilter`).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use crate::prefilter::{self, Prefilter};
-use crate::transforms::{Scratch, Transform, apply_all};
+use crate::prefilter::{self, ChainTrie, Prefilter};
+use crate::transforms::{Scratch, Transform};
 use crate::variables::Var;
 
-/// Transformed values of one phase, by (value address, length, chain id):
-/// rules sharing a chain transform each value once, and the chain's
-/// literal prefilter scans it once. Only values that stay in place for the
-/// whole phase (request data) are kept here, and the cache is emptied when
-/// a phase starts.
+/// The forms of the values of one phase. Each value has a row, found by
+/// its address and length: per node of the chain trie, the form the value
+/// takes after that node's chain. A step that leaves its input as it is
+/// shares its parent's form, so a clean value has one form for nearly
+/// every chain, scanned once. Only values that stay in place for the
+/// whole phase (request data) are kept here, and the cache is emptied
+/// when a phase starts.
 #[derive(Debug, Default)]
 pub struct Cache {
-    index: HashMap<(usize, usize, u32), usize, BuildHasherDefault<AddrHasher>>,
-    entries: Vec<CacheEntry>,
+    rows: HashMap<(usize, usize), usize, BuildHasherDefault<AddrHasher>>,
+    /// Nodes per row: the trie's size when the first row was made.
+    width: usize,
+    /// Per row and trie node: the form (index into `forms`), or `NONE`.
+    slots: Vec<u32>,
+    /// Per row and transformation: the form the transformation makes of
+    /// the original value, or `NONE`. Many chains begin differently yet
+    /// leave a clean value as it is; this asks each transformation once.
+    firsts: Vec<u32>,
+    forms: Vec<Form>,
     arena: Vec<u8>,
     bits: Vec<u64>,
-    /// Per (variable, XML attributes or not, chain id): where the union of
-    /// the bits of all its values starts.
-    var_bits: HashMap<(Var, bool, u32), usize, BuildHasherDefault<AddrHasher>>,
+    /// Per (variable, XML attributes or not, chain node, every step or
+    /// only the last): where the union of the bits of all its values'
+    /// forms starts.
+    var_bits: HashMap<(Var, bool, u32, bool), usize, BuildHasherDefault<AddrHasher>>,
+    /// A spare list for `steps`, kept so it allocates once.
+    pub steps_buf: Vec<usize>,
 }
 
-#[derive(Debug)]
-struct CacheEntry {
-    /// Where the transformed value is in the arena; `None`: the chain
-    /// leaves the value as it is.
-    value: Option<(usize, usize)>,
-    /// Whether the transformed value equals the original but for letter
-    /// case, so the scan of the original for every rule's literals
-    /// speaks for it.
-    raw: bool,
-    /// Where the prefilter's bits for this value start, once scanned.
+const NONE: u32 = u32::MAX;
+
+#[derive(Debug, Clone, Copy)]
+struct Form {
+    /// Where the form is in the arena; `None`: the original value.
+    span: Option<(usize, usize)>,
+    /// The row's original form.
+    original: u32,
+    /// Whether the form equals the original but for letter case, so the
+    /// original's scan (case-insensitive) speaks for it.
+    folded: bool,
+    /// Where the prefilter's bits for this form start, once scanned.
     bits: Option<usize>,
 }
 
 /// Calls back with each value of a variable.
 pub type Values<'a> = dyn Fn(&mut dyn FnMut(&[u8])) + 'a;
 
-/// The chain id under which the original value's scan is kept.
-const RAW: u32 = 0;
+fn index(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(NONE)
+}
 
 impl Cache {
     /// Empties the cache for the next transaction; a cache grown past a
     /// megabyte by a large body is given up rather than kept.
     pub fn reset(&mut self) {
-        if self.arena.capacity() > 1 << 20 || self.entries.capacity() > 1 << 14 {
+        if self.arena.capacity() > 1 << 20 || self.slots.capacity() > 1 << 18 {
             *self = Cache::default();
         } else {
             self.clear();
@@ -56,140 +72,255 @@ impl Cache {
     }
 
     pub fn clear(&mut self) {
-        self.index.clear();
-        self.entries.clear();
+        self.rows.clear();
+        self.slots.clear();
+        self.firsts.clear();
+        self.forms.clear();
         self.arena.clear();
         self.bits.clear();
         self.var_bits.clear();
     }
 
-    /// The entry of `value` transformed by `chain` (with id `id`), found
-    /// or computed and remembered.
-    pub fn entry(
+    /// The row of `value`, made if needed.
+    fn row(&mut self, value: &[u8], trie: &ChainTrie) -> usize {
+        let key = (value.as_ptr() as usize, value.len());
+        if let Some(r) = self.rows.get(&key) {
+            return *r;
+        }
+        if self.rows.is_empty() {
+            self.width = trie.len();
+        }
+        let r = self.rows.len();
+        let original = index(self.forms.len());
+        self.forms.push(Form {
+            span: None,
+            original,
+            folded: true,
+            bits: None,
+        });
+        let at = self.slots.len();
+        self.slots.resize(at + self.width, NONE);
+        if let Some(s) = self.slots.get_mut(at) {
+            *s = original;
+        }
+        self.firsts
+            .resize(self.firsts.len() + Transform::COUNT, NONE);
+        self.rows.insert(key, r);
+        r
+    }
+
+    /// The form `value` takes after the chain of trie node `node`.
+    pub fn form(
         &mut self,
-        chain: &[Transform],
-        id: u32,
+        trie: &ChainTrie,
+        node: u32,
         value: &[u8],
         scratch: &mut Scratch,
     ) -> usize {
-        let key = (value.as_ptr() as usize, value.len(), id);
-        if let Some(e) = self.index.get(&key) {
-            return *e;
-        }
-        let out = apply_all(chain, value, scratch);
-        let entry = if std::ptr::eq(out, value) {
-            CacheEntry {
-                value: None,
-                raw: true,
-                bits: None,
-            }
-        } else {
-            let start = self.arena.len();
-            self.arena.extend_from_slice(out);
-            CacheEntry {
-                value: Some((start, out.len())),
-                raw: out.eq_ignore_ascii_case(value),
-                bits: None,
-            }
-        };
-        let e = self.entries.len();
-        self.entries.push(entry);
-        self.index.insert(key, e);
-        e
+        let row = self.row(value, trie);
+        self.form_in(row, trie, node, value, scratch)
     }
 
-    /// The transformed value of entry `e`, made from `value`.
-    pub fn value<'v>(&'v self, e: usize, value: &'v [u8]) -> &'v [u8] {
-        match self.entries.get(e).and_then(|e| e.value) {
+    fn form_in(
+        &mut self,
+        row: usize,
+        trie: &ChainTrie,
+        node: u32,
+        value: &[u8],
+        scratch: &mut Scratch,
+    ) -> usize {
+        let at = row * self.width + node as usize;
+        let original = self.slots.get(row * self.width).copied().unwrap_or(0) as usize;
+        match self.slots.get(at) {
+            Some(&f) if f != NONE => return f as usize,
+            // A node the row has no room for (a trie from another rule
+            // set): computed each time rather than misread.
+            _ if node as usize >= self.width => {
+                return self.uncached(row, trie, node, value, scratch);
+            }
+            _ => {}
+        }
+        let Some((parent, t)) = trie.step(node) else {
+            return original;
+        };
+        let from = self.form_in(row, trie, parent, value, scratch);
+        let f = if from == original {
+            let first = row * Transform::COUNT + t as usize;
+            match self.firsts.get(first) {
+                Some(&f) if f != NONE => f as usize,
+                _ => {
+                    let f = self.apply(t, from, original, value, scratch);
+                    if let Some(slot) = self.firsts.get_mut(first) {
+                        *slot = index(f);
+                    }
+                    f
+                }
+            }
+        } else {
+            self.apply(t, from, original, value, scratch)
+        };
+        if let Some(slot) = self.slots.get_mut(at) {
+            *slot = index(f);
+        }
+        f
+    }
+
+    /// The form `t` makes of form `from`: `from` itself when `t` leaves
+    /// it as it is.
+    fn apply(
+        &mut self,
+        t: Transform,
+        from: usize,
+        original: usize,
+        value: &[u8],
+        scratch: &mut Scratch,
+    ) -> usize {
+        let out = scratch.buf();
+        if !t.apply(self.value(from, value), out) {
+            return from;
+        }
+        let start = self.arena.len();
+        self.arena.extend_from_slice(out);
+        self.forms.push(Form {
+            span: Some((start, out.len())),
+            original: index(original),
+            folded: out.eq_ignore_ascii_case(value),
+            bits: None,
+        });
+        self.forms.len() - 1
+    }
+
+    /// A form computed along the whole chain without the row's memory.
+    fn uncached(
+        &mut self,
+        row: usize,
+        trie: &ChainTrie,
+        node: u32,
+        value: &[u8],
+        scratch: &mut Scratch,
+    ) -> usize {
+        let original = self.slots.get(row * self.width).copied().unwrap_or(0) as usize;
+        match trie.step(node) {
+            None => original,
+            Some((parent, t)) => {
+                let from = self.uncached(row, trie, parent, value, scratch);
+                self.apply(t, from, original, value, scratch)
+            }
+        }
+    }
+
+    /// The forms of `value` along the chain of `node`, in order and each
+    /// once: the value as it comes, then after every step that changed it
+    /// (what `multiMatch` tests).
+    pub fn steps(
+        &mut self,
+        trie: &ChainTrie,
+        node: u32,
+        value: &[u8],
+        scratch: &mut Scratch,
+        out: &mut Vec<usize>,
+    ) {
+        out.clear();
+        let row = self.row(value, trie);
+        let mut n = node;
+        loop {
+            let f = self.form_in(row, trie, n, value, scratch);
+            if out.last() != Some(&f) {
+                out.push(f);
+            }
+            match trie.step(n) {
+                Some((parent, _)) => n = parent,
+                None => break,
+            }
+        }
+        out.reverse();
+    }
+
+    /// The bytes of form `f` of `value`.
+    pub fn value<'v>(&'v self, f: usize, value: &'v [u8]) -> &'v [u8] {
+        match self.forms.get(f).and_then(|f| f.span) {
             None => value,
             Some((start, len)) => self.arena.get(start..start + len).unwrap_or(value),
         }
     }
 
-    /// Whether the rule in `slot` (of chain `chain`) may match entry `e`,
-    /// made from `value`: false only when none of its literals occur.
-    pub fn may_match(
-        &mut self,
-        e: usize,
-        value: &[u8],
-        filter: &Prefilter,
-        chain: u32,
-        slot: u32,
-    ) -> bool {
-        let start = self.scan(e, value, filter, chain);
-        self.bits
-            .get(start..start + filter.words)
+    /// Whether the rule in `slot` may match form `f` of `value`: false
+    /// only when none of its literals occur.
+    pub fn may_match(&mut self, f: usize, value: &[u8], filter: &Prefilter, slot: u32) -> bool {
+        self.scan(f, value, filter)
+            .and_then(|start| self.bits.get(start..start + filter.words))
             .is_none_or(|bits| prefilter::is_set(bits, slot))
     }
 
-    /// Where the prefilter bits of entry `e` (made from `value`) start,
-    /// scanning it first if needed.
-    fn scan(&mut self, e: usize, value: &[u8], filter: &Prefilter, chain: u32) -> usize {
-        let raw = self.entries.get(e).is_none_or(|x| x.raw);
-        let (e, chain) = if raw {
-            let key = (value.as_ptr() as usize, value.len(), RAW);
-            let raw = match self.index.get(&key) {
-                Some(raw) => *raw,
-                None => {
-                    let raw = self.entries.len();
-                    self.entries.push(CacheEntry {
-                        value: None,
-                        raw: true,
-                        bits: None,
-                    });
-                    self.index.insert(key, raw);
-                    raw
-                }
-            };
-            (raw, None)
+    /// Where the prefilter bits of form `f` of `value` start, scanning it
+    /// first if needed.
+    fn scan(&mut self, f: usize, value: &[u8], filter: &Prefilter) -> Option<usize> {
+        let form = self.forms.get(f).copied()?;
+        if let Some(start) = form.bits {
+            return Some(start);
+        }
+        let start = if form.folded && form.span.is_some() {
+            self.scan(form.original as usize, value, filter)?
         } else {
-            (e, Some(chain))
+            let start = self.bits.len();
+            self.bits.resize(start + filter.words, 0);
+            let scanned = match form.span {
+                None => value,
+                Some((s, len)) => self.arena.get(s..s + len).unwrap_or(value),
+            };
+            if let Some(bits) = self.bits.get_mut(start..) {
+                filter.scan(scanned, bits);
+            }
+            start
         };
-        if let Some(start) = self.entries.get(e).and_then(|x| x.bits) {
-            return start;
+        if let Some(form) = self.forms.get_mut(f) {
+            form.bits = Some(start);
         }
-        let start = self.bits.len();
-        self.bits.resize(start + filter.words, 0);
-        let scanned = match self.entries.get(e).and_then(|x| x.value) {
-            None => value,
-            Some((s, len)) => self.arena.get(s..s + len).unwrap_or(value),
-        };
-        if let Some(bits) = self.bits.get_mut(start..) {
-            filter.scan(chain, scanned, bits);
-        }
-        if let Some(entry) = self.entries.get_mut(e) {
-            entry.bits = Some(start);
-        }
-        start
+        Some(start)
     }
 
     /// Whether the rule in `slot` may match any value of a variable: the
-    /// union of its values' bits, computed once per phase with `values`
-    /// (which calls back with each value).
+    /// union of the bits of its values' forms (after the chain of `node`,
+    /// or with `every_step` after each of its steps), computed once per
+    /// phase with `values` (which calls back with each value).
+    #[allow(clippy::too_many_arguments)]
     pub fn may_match_any(
         &mut self,
-        key: (Var, bool, u32),
-        chain: &[Transform],
+        key: (Var, bool, u32, bool),
+        trie: &ChainTrie,
         filter: &Prefilter,
         slot: u32,
         scratch: &mut Scratch,
         values: &Values<'_>,
     ) -> bool {
+        let (_, _, node, every_step) = key;
         let start = match self.var_bits.get(&key) {
             Some(start) => *start,
             None => {
                 let start = self.bits.len();
                 self.bits.resize(start + filter.words, 0);
+                let mut forms = std::mem::take(&mut self.steps_buf);
                 values(&mut |v| {
-                    let e = self.entry(chain, key.2, v, scratch);
-                    let from = self.scan(e, v, filter, key.2);
-                    for i in 0..filter.words {
-                        let w = self.bits.get(from + i).copied().unwrap_or(0);
-                        if let Some(acc) = self.bits.get_mut(start + i) {
-                            *acc |= w;
+                    if every_step {
+                        self.steps(trie, node, v, scratch, &mut forms);
+                    } else {
+                        forms.clear();
+                        forms.push(self.form(trie, node, v, scratch));
+                    }
+                    for &f in &forms {
+                        // A form that cannot be scanned lets every rule by.
+                        let from = self.scan(f, v, filter);
+                        for i in 0..filter.words {
+                            let w = from.map_or(u64::MAX, |from| {
+                                self.bits.get(from + i).copied().unwrap_or(u64::MAX)
+                            });
+                            if let Some(acc) = self.bits.get_mut(start + i) {
+                                *acc |= w;
+                            }
                         }
                     }
                 });
+                self.steps_buf = forms;
                 self.var_bits.insert(key, start);
                 start
             }

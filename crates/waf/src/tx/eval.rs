@@ -297,9 +297,9 @@ impl<'r> Transaction<'r> {
                     f(&v);
                 }
             };
-            let key = (t.var, attrs, rule.chain_id);
-            let chain = &rule.transforms;
-            if cache.may_match_any(key, chain, filter, slot, &mut scratch, &values) {
+            let key = (t.var, attrs, rule.chain_id, rule.multi_match);
+            let trie = &self.rules.chains;
+            if cache.may_match_any(key, trie, filter, slot, &mut scratch, &values) {
                 out = false;
                 break;
             }
@@ -399,9 +399,30 @@ fn test_value(
             false
         }
     };
-    if rule.multi_match {
-        // The value as it comes, then after every transformation that
-        // changes it.
+    // Rules are numbered when their rule set is built; the root (0) is
+    // the empty chain.
+    let cached = cached && (rule.chain_id != 0 || rule.transforms.is_empty());
+    let filter = rule.slot.zip(tx.rules.prefilter.as_ref());
+    if cached {
+        let trie = &tx.rules.chains;
+        if rule.multi_match {
+            // The value as it comes, then after every transformation that
+            // changes it.
+            let mut steps = std::mem::take(&mut cache.steps_buf);
+            cache.steps(trie, rule.chain_id, value, scratch, &mut steps);
+            for &f in &steps {
+                if filter.is_none_or(|(slot, filter)| cache.may_match(f, value, filter, slot)) {
+                    test(cache.value(f, value), hits);
+                }
+            }
+            cache.steps_buf = steps;
+        } else {
+            let f = cache.form(trie, rule.chain_id, value, scratch);
+            if filter.is_none_or(|(slot, filter)| cache.may_match(f, value, filter, slot)) {
+                test(cache.value(f, value), hits);
+            }
+        }
+    } else if rule.multi_match {
         let mut current = value.to_vec();
         let mut out = Vec::new();
         test(&current, hits);
@@ -412,15 +433,6 @@ fn test_value(
                 test(&current, hits);
             }
         }
-    } else if cached && rule.chain_id != 0 {
-        let e = cache.entry(&rule.transforms, rule.chain_id, value, scratch);
-        if let Some(slot) = rule.slot
-            && let Some(filter) = &tx.rules.prefilter
-            && !cache.may_match(e, value, filter, rule.chain_id, slot)
-        {
-            return;
-        }
-        test(cache.value(e, value), hits);
     } else {
         test(apply_all(&rule.transforms, value, scratch), hits);
     }
