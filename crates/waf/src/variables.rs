@@ -133,6 +133,10 @@ pub enum Selector {
     Key(String),
     /// Keys matching a regular expression (`/.../`).
     Regex(Regex),
+    /// Keys beginning with a text (in lower case), compared without regard
+    /// to ASCII case: a key expression that is only `^` and plain text
+    /// (`TX:/^header_name_920450_/`), which is then no expression to run.
+    Prefix(String),
     /// An XPath expression (only for `XML`).
     XPath(String),
 }
@@ -143,6 +147,9 @@ impl Selector {
             Selector::All => true,
             Selector::Key(k) => k.as_bytes().eq_ignore_ascii_case(key),
             Selector::Regex(r) => r.is_match(key),
+            Selector::Prefix(p) => key
+                .get(..p.len())
+                .is_some_and(|k| k.eq_ignore_ascii_case(p.as_bytes())),
             Selector::XPath(_) => false,
         }
     }
@@ -257,6 +264,13 @@ fn parse_selector(var: Var, key: &str) -> Result<Selector, String> {
         && !key.is_empty()
         && key.len() >= 2
     {
+        if let Some(text) = pattern.strip_prefix('^')
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Ok(Selector::Prefix(text.to_ascii_lowercase()));
+        }
         let re = RegexBuilder::new(pattern)
             .case_insensitive(true)
             .unicode(false)
@@ -290,6 +304,22 @@ mod tests {
         assert!(!t.include[4].selector.matches_key(b"a_msc_"));
         assert_eq!(t.exclude.len(), 1);
         assert!(t.exclude[0].1.matches_key(b"__utma"));
+    }
+
+    #[test]
+    fn a_key_expression_of_plain_text_after_a_caret_is_a_prefix() {
+        let t = parse_targets("TX:/^Header_Name_920450_/|TX:/^a.c/|TX:/^ab$/").unwrap();
+        let sel = |i: usize| &t.include[i].selector;
+        assert!(matches!(sel(0), Selector::Prefix(p) if p == "header_name_920450_"));
+        assert!(sel(0).matches_key(b"header_name_920450_x-forwarded-for"));
+        assert!(sel(0).matches_key(b"HEADER_NAME_920450_"));
+        assert!(!sel(0).matches_key(b"header_name_920450"));
+        assert!(!sel(0).matches_key(b"x_header_name_920450_a"));
+        // Anything more than plain text stays an expression.
+        assert!(matches!(sel(1), Selector::Regex(_)));
+        assert!(sel(1).matches_key(b"abc") && sel(1).matches_key(b"axcd"));
+        assert!(matches!(sel(2), Selector::Regex(_)));
+        assert!(sel(2).matches_key(b"ab") && !sel(2).matches_key(b"abc"));
     }
 
     #[test]

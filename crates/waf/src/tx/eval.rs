@@ -4,7 +4,7 @@
 use bytes::Bytes;
 
 use super::cache::Cache;
-use super::{Intervention, Pair, Transaction};
+use super::{Intervention, Pair, Transaction, Work};
 use crate::macros::Macro;
 use crate::operators::{Captures, Context, atoi};
 use crate::rule::{AllowScope, Disruptive, Effect, EngineMode, Rule, SetOp, in_ranges};
@@ -117,7 +117,7 @@ impl<'r> Transaction<'r> {
         }
         // Request data may change between phases (the body is parsed
         // before phase 2): cached transformations start over.
-        self.tcache.clear();
+        self.work.get_mut().cache.clear();
         let rules = self.rules;
         let list = rules.phases.get(usize::from(phase.saturating_sub(1)))?;
         let mut i = 0;
@@ -244,20 +244,20 @@ impl<'r> Transaction<'r> {
                 return false;
             }
             let mut hits = std::mem::take(&mut self.hits);
-            let mut scratch = std::mem::take(&mut self.scratch);
-            let mut cache = std::mem::take(&mut self.tcache);
             hits.clear();
-            for t in &rule.targets.include {
-                // A count is made on the spot: it does not stay in place.
-                let cacheable = !t.count;
-                self.values(rule, head, t, &mut |var, key, value| {
-                    let bufs = (&mut scratch, &mut cache);
-                    let cached = cacheable && stays_in_place(var);
-                    test_value(self, rule, (var, key, value, cached), bufs, &mut hits);
-                });
+            {
+                let mut work = self.work.borrow_mut();
+                let Work { scratch, cache } = &mut *work;
+                for t in &rule.targets.include {
+                    // A count is made on the spot: it does not stay in place.
+                    let cacheable = !t.count;
+                    self.values(rule, head, t, &mut |var, key, value| {
+                        let bufs = (&mut *scratch, &mut *cache);
+                        let cached = cacheable && stays_in_place(var);
+                        test_value(self, rule, (var, key, value, cached), bufs, &mut hits);
+                    });
+                }
             }
-            self.scratch = scratch;
-            self.tcache = cache;
             if hits.is_empty() {
                 self.hits = hits;
                 return false;
@@ -277,7 +277,7 @@ impl<'r> Transaction<'r> {
     /// of its literals occurs in any value of any variable it targets.
     /// Key selectors and exclusions only narrow what a rule sees, so the
     /// whole variable speaks for them.
-    fn filtered_out(&mut self, rule: &Rule) -> bool {
+    fn filtered_out(&self, rule: &Rule) -> bool {
         let (Some(slot), Some(filter)) = (rule.slot, &self.rules.prefilter) else {
             return false;
         };
@@ -285,8 +285,8 @@ impl<'r> Transaction<'r> {
         if targets.iter().any(|t| t.count || !stays_in_place(t.var)) {
             return false;
         }
-        let mut scratch = std::mem::take(&mut self.scratch);
-        let mut cache = std::mem::take(&mut self.tcache);
+        let mut work = self.work.borrow_mut();
+        let Work { scratch, cache } = &mut *work;
         let mut out = true;
         for t in targets {
             let attrs = matches!(&t.selector, Selector::XPath(x) if x == "//@*");
@@ -299,13 +299,11 @@ impl<'r> Transaction<'r> {
             };
             let key = (t.var, attrs, rule.chain_id, rule.multi_match);
             let trie = &self.rules.chains;
-            if cache.may_match_any(key, trie, filter, slot, &mut scratch, &values) {
+            if cache.may_match_any(key, trie, filter, slot, scratch, &values) {
                 out = false;
                 break;
             }
         }
-        self.scratch = scratch;
-        self.tcache = cache;
         out
     }
 

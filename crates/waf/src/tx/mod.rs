@@ -103,8 +103,10 @@ pub struct Transaction<'r> {
     /// `allow` reached: the phases it covers are skipped.
     pub(crate) allowed: Option<crate::rule::AllowScope>,
     pub(crate) highest_severity: u8,
-    pub(crate) scratch: crate::transforms::Scratch,
-    pub(crate) tcache: cache::Cache,
+    /// Transformation buffers and the phase's cache. Rules borrow them
+    /// while they read the transaction's values; a cell rather than moving
+    /// them out and back for every rule.
+    pub(crate) work: std::cell::RefCell<Work>,
     pub(crate) hits: Vec<eval::Hit>,
     /// The chain head being evaluated, for `%{rule.*}` macros.
     pub(crate) current: Option<&'r crate::rule::Rule>,
@@ -126,9 +128,14 @@ impl std::fmt::Debug for Transaction<'_> {
 #[derive(Default)]
 struct Spare {
     vars: vars::Vars,
-    scratch: crate::transforms::Scratch,
-    tcache: cache::Cache,
+    work: Work,
     hits: Vec<eval::Hit>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Work {
+    pub scratch: crate::transforms::Scratch,
+    pub cache: cache::Cache,
 }
 
 thread_local! {
@@ -139,12 +146,11 @@ impl Drop for Transaction<'_> {
     fn drop(&mut self) {
         let mut spare = Spare {
             vars: std::mem::take(&mut self.vars),
-            scratch: std::mem::take(&mut self.scratch),
-            tcache: std::mem::take(&mut self.tcache),
+            work: std::mem::take(self.work.get_mut()),
             hits: std::mem::take(&mut self.hits),
         };
         spare.vars.clear();
-        spare.tcache.reset();
+        spare.work.cache.reset();
         spare.hits.clear();
         // During thread teardown the slot may be gone: the buffers are
         // then simply dropped.
@@ -224,8 +230,7 @@ impl RuleSet {
             interruption: None,
             allowed: None,
             highest_severity: 255,
-            scratch: spare.scratch,
-            tcache: spare.tcache,
+            work: std::cell::RefCell::new(spare.work),
             hits: spare.hits,
             current: None,
             phase_done: 0,
