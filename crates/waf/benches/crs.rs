@@ -9,6 +9,10 @@ use std::net::SocketAddr;
 use criterion::{Criterion, criterion_group, criterion_main};
 use portcullis_waf::{RuleSet, Source, crs};
 
+// The gateway's allocator: the engine is measured as it runs there.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn rules(paranoia: u8) -> RuleSet {
     let setup = format!(
         "SecAction \"id:900000,phase:1,pass,nolog,setvar:tx.blocking_paranoia_level={paranoia}\""

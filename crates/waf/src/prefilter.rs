@@ -23,6 +23,7 @@ use regex_syntax::hir::{Class, ClassBytes, ClassBytesRange, Hir, HirKind, Repeti
 
 use crate::rule::Rule;
 use crate::transforms::Transform;
+use crate::variables::Var;
 
 /// Literals kept per rule; more make the shared automaton bigger for
 /// little gain.
@@ -207,7 +208,13 @@ pub struct Chains {
     children: HashMap<(u32, Transform), u32>,
     all: Literals,
     slots: u32,
+    groups: HashMap<GroupKey, u32>,
 }
+
+/// What a rule's prefilter verdict depends on: its variables (and whether
+/// an XML target takes attributes), its chain, and whether every step of
+/// the chain counts (`multiMatch`).
+type GroupKey = (Vec<(Var, bool)>, u32, bool);
 
 impl Chains {
     /// Gives `rule` and the rest of its chain their chain nodes and, where
@@ -227,6 +234,16 @@ impl Chains {
             self.slots += 1;
             self.all.add(lits, slot);
             rule.slot = Some(slot);
+            let targets = &rule.targets.include;
+            if !targets.is_empty() && targets.iter().all(|t| !t.count && t.var.stays_in_place()) {
+                let vars = targets
+                    .iter()
+                    .map(|t| (t.var, t.takes_attributes()))
+                    .collect();
+                let next = u32::try_from(self.groups.len()).unwrap_or(u32::MAX);
+                let key = (vars, node, rule.multi_match);
+                rule.group = Some(*self.groups.entry(key).or_insert(next));
+            }
         }
         if let Some(c) = rule.chain.as_deref_mut() {
             self.number(c);
@@ -237,7 +254,8 @@ impl Chains {
     /// cannot be built (every rule then runs its operator).
     pub fn build(self) -> (ChainTrie, Option<Prefilter>) {
         let words = (self.slots as usize).div_ceil(64);
-        let filter = self.all.build().map(|all| Prefilter { all, words });
+        let groups = self.groups.len();
+        let filter = self.all.build().map(|all| Prefilter { all, words, groups });
         (self.trie, filter)
     }
 }
@@ -250,6 +268,8 @@ pub struct Prefilter {
     all: Scanner,
     /// Words of a bit set that holds every slot.
     pub words: usize,
+    /// How many rule groups there are (see `Rule::group`).
+    pub groups: usize,
 }
 
 impl Prefilter {

@@ -184,6 +184,11 @@ pub struct Rule {
     /// The rule's place in its chain's literal prefilter, when its operator
     /// can only match values containing one of a few literals.
     pub slot: Option<u32>,
+    /// Rules with a slot whose prefilter verdict depends on the same
+    /// things (variables, chain, every step or the last) share a group, so
+    /// a phase works out that verdict's bits once for all of them. `None`:
+    /// the rule is never ruled out (a count, or a variable made on the spot).
+    pub group: Option<u32>,
 }
 
 /// What `SecDefaultAction` gives the rules of one phase.
@@ -263,6 +268,7 @@ impl Rule {
             wants_chain: false,
             chain_id: 0,
             slot: None,
+            group: None,
         }
     }
 

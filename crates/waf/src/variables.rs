@@ -125,6 +125,37 @@ variables! {
     UrlencodedError = "URLENCODED_ERROR", false;
 }
 
+impl Var {
+    /// Whether the variable's values are request data that stays where it
+    /// is for a whole phase, so their transformations can be cached by
+    /// address.
+    pub fn stays_in_place(self) -> bool {
+        matches!(
+            self,
+            Var::Args
+                | Var::ArgsGet
+                | Var::ArgsPost
+                | Var::ArgsNames
+                | Var::ArgsGetNames
+                | Var::ArgsPostNames
+                | Var::RequestHeaders
+                | Var::RequestHeadersNames
+                | Var::RequestCookies
+                | Var::RequestCookiesNames
+                | Var::Files
+                | Var::FilesNames
+                | Var::MultipartPartHeaders
+                | Var::Xml
+                | Var::RequestFilename
+                | Var::RequestBasename
+                | Var::RequestUri
+                | Var::RequestUriRaw
+                | Var::QueryString
+                | Var::RequestBody
+        )
+    }
+}
+
 /// Which members of a collection a target takes.
 #[derive(Debug, Clone)]
 pub enum Selector {
@@ -162,6 +193,13 @@ pub struct Target {
     pub selector: Selector,
     /// `&VAR`: the number of values rather than the values.
     pub count: bool,
+}
+
+impl Target {
+    /// Whether the target is `XML://@*`, the attribute values.
+    pub fn takes_attributes(&self) -> bool {
+        matches!(&self.selector, Selector::XPath(x) if x == "//@*")
+    }
 }
 
 /// A rule's whole target list: what it inspects and what it leaves out.

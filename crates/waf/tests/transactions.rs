@@ -81,6 +81,23 @@ SecRule ARGS "@rx <script" "id:3,phase:2,pass,t:none,t:urlDecode,multiMatch"
     assert_eq!(matched(&r, "/?q=script", &[]), Vec::<u32>::new());
 }
 
+/// Rules that inspect the same variables through the same chain share
+/// one prefilter verdict per phase: each must still be ruled in by its own
+/// literal, found in any of those variables.
+#[test]
+fn rules_sharing_variables_are_each_ruled_in_by_their_own_literal() {
+    let r = rules(
+        r#"
+SecRule ARGS|REQUEST_HEADERS "@rx select" "id:1,phase:2,pass,t:none"
+SecRule ARGS|REQUEST_HEADERS "@rx union" "id:2,phase:2,pass,t:none"
+SecRule ARGS|REQUEST_HEADERS "@rx sleep" "id:3,phase:2,pass,t:none"
+"#,
+    );
+    assert_eq!(matched(&r, "/?q=select", &[("X-A", "union")]), vec![1, 2]);
+    assert_eq!(matched(&r, "/?q=a", &[("X-A", "sleep")]), vec![3]);
+    assert_eq!(matched(&r, "/?q=a", &[("X-A", "b")]), Vec::<u32>::new());
+}
+
 /// Counts are made on the spot, each in a new buffer that may sit where
 /// the last one did: a transformed count must never be taken for another.
 #[test]

@@ -34,6 +34,9 @@ pub struct Cache {
     /// only the last): where the union of the bits of all its values'
     /// forms starts.
     var_bits: HashMap<(Var, bool, u32, bool), usize, BuildHasherDefault<AddrHasher>>,
+    /// Per rule group: where its bits start (the union of its variables'),
+    /// or `NONE`.
+    groups: Vec<u32>,
     /// A spare list for `steps`, kept so it allocates once.
     pub steps_buf: Vec<usize>,
 }
@@ -79,6 +82,7 @@ impl Cache {
         self.arena.clear();
         self.bits.clear();
         self.var_bits.clear();
+        self.groups.clear();
     }
 
     /// The row of `value`, made if needed.
@@ -279,54 +283,88 @@ impl Cache {
         Some(start)
     }
 
-    /// Whether the rule in `slot` may match any value of a variable: the
-    /// union of the bits of its values' forms (after the chain of `node`,
-    /// or with `every_step` after each of its steps), computed once per
-    /// phase with `values` (which calls back with each value).
-    #[allow(clippy::too_many_arguments)]
-    pub fn may_match_any(
+    /// Where the union of the prefilter bits of a variable's values starts:
+    /// their forms after the chain of `node` (or with `every_step` after
+    /// each of its steps), worked out once per phase with `values` (which
+    /// calls back with each value).
+    pub fn var_bits(
         &mut self,
         key: (Var, bool, u32, bool),
         trie: &ChainTrie,
         filter: &Prefilter,
-        slot: u32,
         scratch: &mut Scratch,
         values: &Values<'_>,
-    ) -> bool {
+    ) -> usize {
         let (_, _, node, every_step) = key;
-        let start = match self.var_bits.get(&key) {
-            Some(start) => *start,
-            None => {
-                let start = self.bits.len();
-                self.bits.resize(start + filter.words, 0);
-                let mut forms = std::mem::take(&mut self.steps_buf);
-                values(&mut |v| {
-                    if every_step {
-                        self.steps(trie, node, v, scratch, &mut forms);
-                    } else {
-                        forms.clear();
-                        forms.push(self.form(trie, node, v, scratch));
-                    }
-                    for &f in &forms {
-                        // A form that cannot be scanned lets every rule by.
-                        let from = self.scan(f, v, filter);
-                        for i in 0..filter.words {
-                            let w = from.map_or(u64::MAX, |from| {
-                                self.bits.get(from + i).copied().unwrap_or(u64::MAX)
-                            });
-                            if let Some(acc) = self.bits.get_mut(start + i) {
-                                *acc |= w;
-                            }
-                        }
-                    }
-                });
-                self.steps_buf = forms;
-                self.var_bits.insert(key, start);
-                start
+        if let Some(start) = self.var_bits.get(&key) {
+            return *start;
+        }
+        let start = self.new_bits(filter.words);
+        let mut forms = std::mem::take(&mut self.steps_buf);
+        values(&mut |v| {
+            if every_step {
+                self.steps(trie, node, v, scratch, &mut forms);
+            } else {
+                forms.clear();
+                forms.push(self.form(trie, node, v, scratch));
             }
-        };
+            for &f in &forms {
+                // A form that cannot be scanned lets every rule by.
+                match self.scan(f, v, filter) {
+                    Some(from) => self.or_bits(start, from, filter.words),
+                    None => self.fill_bits(start, filter.words),
+                }
+            }
+        });
+        self.steps_buf = forms;
+        self.var_bits.insert(key, start);
+        start
+    }
+
+    /// Where the bits of rule group `group` start, once worked out.
+    pub fn group_bits(&self, group: u32) -> Option<usize> {
+        self.groups
+            .get(group as usize)
+            .filter(|&&s| s != NONE)
+            .map(|&s| s as usize)
+    }
+
+    pub fn set_group_bits(&mut self, group: u32, start: usize, groups: usize) {
+        if self.groups.len() < groups {
+            self.groups.resize(groups, NONE);
+        }
+        if let Some(g) = self.groups.get_mut(group as usize) {
+            *g = index(start);
+        }
+    }
+
+    /// Room for a new, empty bit set.
+    pub fn new_bits(&mut self, words: usize) -> usize {
+        let start = self.bits.len();
+        self.bits.resize(start + words, 0);
+        start
+    }
+
+    /// Adds the bits at `from` to those at `to`.
+    pub fn or_bits(&mut self, to: usize, from: usize, words: usize) {
+        for i in 0..words {
+            let w = self.bits.get(from + i).copied().unwrap_or(u64::MAX);
+            if let Some(acc) = self.bits.get_mut(to + i) {
+                *acc |= w;
+            }
+        }
+    }
+
+    fn fill_bits(&mut self, to: usize, words: usize) {
+        if let Some(bits) = self.bits.get_mut(to..to + words) {
+            bits.fill(u64::MAX);
+        }
+    }
+
+    /// Whether `slot` is set in the bits at `start` (or they are missing).
+    pub fn is_set(&self, start: usize, words: usize, slot: u32) -> bool {
         self.bits
-            .get(start..start + filter.words)
+            .get(start..start + words)
             .is_none_or(|bits| prefilter::is_set(bits, slot))
     }
 }

@@ -253,7 +253,7 @@ impl<'r> Transaction<'r> {
                     let cacheable = !t.count;
                     self.values(rule, head, t, &mut |var, key, value| {
                         let bufs = (&mut *scratch, &mut *cache);
-                        let cached = cacheable && stays_in_place(var);
+                        let cached = cacheable && var.stays_in_place();
                         test_value(self, rule, (var, key, value, cached), bufs, &mut hits);
                     });
                 }
@@ -278,33 +278,35 @@ impl<'r> Transaction<'r> {
     /// Key selectors and exclusions only narrow what a rule sees, so the
     /// whole variable speaks for them.
     fn filtered_out(&self, rule: &Rule) -> bool {
-        let (Some(slot), Some(filter)) = (rule.slot, &self.rules.prefilter) else {
+        let (Some(slot), Some(group), Some(filter)) =
+            (rule.slot, rule.group, &self.rules.prefilter)
+        else {
             return false;
         };
-        let targets = &rule.targets.include;
-        if targets.iter().any(|t| t.count || !stays_in_place(t.var)) {
-            return false;
-        }
         let mut work = self.work.borrow_mut();
         let Work { scratch, cache } = &mut *work;
-        let mut out = true;
-        for t in targets {
-            let attrs = matches!(&t.selector, Selector::XPath(x) if x == "//@*");
-            let values = |f: &mut dyn FnMut(&[u8])| {
-                if t.var.is_collection() {
-                    self.each(t.var, &t.selector, &mut |_, v| f(v));
-                } else if let Some(v) = self.scalar(t.var) {
-                    f(&v);
+        let start = match cache.group_bits(group) {
+            Some(start) => start,
+            None => {
+                let start = cache.new_bits(filter.words);
+                for t in &rule.targets.include {
+                    let values = |f: &mut dyn FnMut(&[u8])| {
+                        if t.var.is_collection() {
+                            self.each(t.var, &t.selector, &mut |_, v| f(v));
+                        } else if let Some(v) = self.scalar(t.var) {
+                            f(&v);
+                        }
+                    };
+                    let key = (t.var, t.takes_attributes(), rule.chain_id, rule.multi_match);
+                    let trie = &self.rules.chains;
+                    let from = cache.var_bits(key, trie, filter, scratch, &values);
+                    cache.or_bits(start, from, filter.words);
                 }
-            };
-            let key = (t.var, attrs, rule.chain_id, rule.multi_match);
-            let trie = &self.rules.chains;
-            if cache.may_match_any(key, trie, filter, slot, scratch, &values) {
-                out = false;
-                break;
+                cache.set_group_bits(group, start, filter.groups);
+                start
             }
-        }
-        out
+        };
+        !cache.is_set(start, filter.words, slot)
     }
 
     fn apply_hit(&mut self, rule: &Rule, hit: Hit) {
@@ -434,32 +436,4 @@ fn test_value(
     } else {
         test(apply_all(&rule.transforms, value, scratch), hits);
     }
-}
-
-/// Variables whose values are request data that stays where it is for a
-/// whole phase, so their transformations can be cached by address.
-fn stays_in_place(var: Var) -> bool {
-    matches!(
-        var,
-        Var::Args
-            | Var::ArgsGet
-            | Var::ArgsPost
-            | Var::ArgsNames
-            | Var::ArgsGetNames
-            | Var::ArgsPostNames
-            | Var::RequestHeaders
-            | Var::RequestHeadersNames
-            | Var::RequestCookies
-            | Var::RequestCookiesNames
-            | Var::Files
-            | Var::FilesNames
-            | Var::MultipartPartHeaders
-            | Var::Xml
-            | Var::RequestFilename
-            | Var::RequestBasename
-            | Var::RequestUri
-            | Var::RequestUriRaw
-            | Var::QueryString
-            | Var::RequestBody
-    )
 }
