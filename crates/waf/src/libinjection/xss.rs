@@ -15,28 +15,18 @@ enum Attr {
     Indirect,
 }
 
-const BLACK_ATTRS: &[(&str, Attr)] = &[
-    ("ACTION", Attr::Url),
-    ("ATTRIBUTENAME", Attr::Indirect),
-    ("BY", Attr::Url),
-    ("BACKGROUND", Attr::Url),
-    ("DATAFORMATAS", Attr::Black),
-    ("DATASRC", Attr::Black),
-    ("DYNSRC", Attr::Url),
-    ("FILTER", Attr::Style),
-    ("FORMACTION", Attr::Url),
-    ("FOLDER", Attr::Url),
-    ("FROM", Attr::Url),
-    ("HANDLER", Attr::Url),
-    ("HREF", Attr::Url),
-    ("LOWSRC", Attr::Url),
-    ("POSTER", Attr::Url),
-    ("SRC", Attr::Url),
-    ("STYLE", Attr::Style),
-    ("TO", Attr::Url),
-    ("VALUES", Attr::Url),
-    ("XLINK:HREF", Attr::Url),
-];
+/// What an attribute named `upper` (in upper case) is.
+fn attr_named(upper: &[u8]) -> Attr {
+    match upper {
+        b"ACTION" | b"BY" | b"BACKGROUND" | b"DYNSRC" | b"FORMACTION" | b"FOLDER" | b"FROM"
+        | b"HANDLER" | b"HREF" | b"LOWSRC" | b"POSTER" | b"SRC" | b"TO" | b"VALUES"
+        | b"XLINK:HREF" => Attr::Url,
+        b"ATTRIBUTENAME" => Attr::Indirect,
+        b"DATAFORMATAS" | b"DATASRC" => Attr::Black,
+        b"FILTER" | b"STYLE" => Attr::Style,
+        _ => Attr::None,
+    }
+}
 
 const BLACK_TAGS: &[&str] = &[
     "APPLET", "BASE", "COMMENT", "EMBED", "FRAME", "FRAMESET", "HANDLER", "IFRAME", "IMPORT",
@@ -99,10 +89,17 @@ fn black_attr(s: &[u8]) -> Attr {
             return Attr::Black;
         }
     }
-    BLACK_ATTRS
-        .iter()
-        .find(|(name, _)| equals_ignoring_nuls(name, s, nul))
-        .map_or(Attr::None, |(_, a)| *a)
+    // The name without NULs, in upper case; no listed name is longer.
+    let mut upper = [0u8; 16];
+    let mut n = 0;
+    for &c in s.iter().filter(|&&c| c != 0) {
+        match upper.get_mut(n) {
+            Some(u) => *u = c.to_ascii_uppercase(),
+            None => return Attr::None,
+        }
+        n += 1;
+    }
+    attr_named(upper.get(..n).unwrap_or(&[]))
 }
 
 /// The character at the start of `s` with HTML numeric entities decoded,
