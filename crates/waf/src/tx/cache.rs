@@ -133,17 +133,18 @@ impl Cache {
         value: &[u8],
         scratch: &mut Scratch,
     ) -> usize {
-        let at = row * self.width + node as usize;
-        let original = self.slots.get(row * self.width).copied().unwrap_or(0) as usize;
-        match self.slots.get(at) {
-            Some(&f) if f != NONE => return f as usize,
-            // A node the row has no room for (a trie from another rule
-            // set): computed each time rather than misread.
-            _ if node as usize >= self.width => {
-                return self.uncached(row, trie, node, value, scratch);
-            }
-            _ => {}
+        // A node the row has no room for (a trie from another rule set):
+        // computed each time rather than misread.
+        if node as usize >= self.width {
+            return self.uncached(row, trie, node, value, scratch);
         }
+        let at = row * self.width + node as usize;
+        if let Some(&f) = self.slots.get(at)
+            && f != NONE
+        {
+            return f as usize;
+        }
+        let original = self.slots.get(row * self.width).copied().unwrap_or(0) as usize;
         let Some((parent, t)) = trie.step(node) else {
             return original;
         };

@@ -235,9 +235,12 @@ impl Transaction<'_> {
     /// target `t`, exclusions applied. `head` is the first rule of its
     /// chain (its id and tags govern exclusions).
     pub(crate) fn values(&self, rule: &Rule, head: &Rule, t: &Target, f: &mut ValueSink<'_>) {
-        let can_exclude = !rule.targets.exclude.is_empty()
-            || !self.overrides.removed_targets_by_id.is_empty()
-            || !self.overrides.removed_targets_by_tag.is_empty();
+        // Only exclusions of this target's variable can leave a value out:
+        // asked once here rather than for every value.
+        let o = &self.overrides;
+        let can_exclude = rule.targets.exclude.iter().any(|(v, _)| *v == t.var)
+            || o.removed_targets_by_id.iter().any(|(_, v, _)| *v == t.var)
+            || o.removed_targets_by_tag.iter().any(|(_, v, _)| *v == t.var);
         if !t.var.is_collection() {
             match self.scalar(t.var) {
                 Some(_) if t.count => f(t.var, b"", b"1"),
