@@ -34,6 +34,10 @@ pub struct Cache {
     /// only the last): where the union of the bits of all its values'
     /// forms starts.
     var_bits: HashMap<(Var, bool, u32, bool), usize, BuildHasherDefault<AddrHasher>>,
+    /// Per variable (and whether XML attributes): where the rows of its
+    /// values are listed in `row_list`, and how many there are.
+    var_rows: HashMap<(Var, bool), (usize, usize), BuildHasherDefault<AddrHasher>>,
+    row_list: Vec<u32>,
     /// Per rule group: where its bits start (the union of its variables'),
     /// or `NONE`.
     groups: Vec<u32>,
@@ -82,6 +86,8 @@ impl Cache {
         self.arena.clear();
         self.bits.clear();
         self.var_bits.clear();
+        self.var_rows.clear();
+        self.row_list.clear();
         self.groups.clear();
     }
 
@@ -225,8 +231,20 @@ impl Cache {
         scratch: &mut Scratch,
         out: &mut Vec<usize>,
     ) {
-        out.clear();
         let row = self.row(value, trie);
+        self.steps_in(row, trie, node, value, scratch, out);
+    }
+
+    fn steps_in(
+        &mut self,
+        row: usize,
+        trie: &ChainTrie,
+        node: u32,
+        value: &[u8],
+        scratch: &mut Scratch,
+        out: &mut Vec<usize>,
+    ) {
+        out.clear();
         let mut n = node;
         loop {
             let f = self.form_in(row, trie, n, value, scratch);
@@ -296,18 +314,35 @@ impl Cache {
         scratch: &mut Scratch,
         values: &Values<'_>,
     ) -> usize {
-        let (_, _, node, every_step) = key;
+        let (var, attrs, node, every_step) = key;
         if let Some(start) = self.var_bits.get(&key) {
             return *start;
         }
         let start = self.new_bits(filter.words);
         let mut forms = std::mem::take(&mut self.steps_buf);
+        // A variable's values come in the same order every time in a
+        // phase: their rows are found once, then read off a list.
+        let known = self.var_rows.get(&(var, attrs)).copied();
+        let first = self.row_list.len();
+        let mut i = 0;
         values(&mut |v| {
+            let row = match known {
+                Some((from, n)) if i < n => self.row_list.get(from + i).map(|&r| r as usize),
+                _ => None,
+            };
+            let row = row.unwrap_or_else(|| {
+                let r = self.row(v, trie);
+                if known.is_none() {
+                    self.row_list.push(index(r));
+                }
+                r
+            });
+            i += 1;
             if every_step {
-                self.steps(trie, node, v, scratch, &mut forms);
+                self.steps_in(row, trie, node, v, scratch, &mut forms);
             } else {
                 forms.clear();
-                forms.push(self.form(trie, node, v, scratch));
+                forms.push(self.form_in(row, trie, node, v, scratch));
             }
             for &f in &forms {
                 // A form that cannot be scanned lets every rule by.
@@ -318,6 +353,9 @@ impl Cache {
             }
         });
         self.steps_buf = forms;
+        if known.is_none() {
+            self.var_rows.insert((var, attrs), (first, i));
+        }
         self.var_bits.insert(key, start);
         start
     }
@@ -395,6 +433,10 @@ impl Hasher for AddrHasher {
     }
 
     fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u8(&mut self, n: u8) {
         self.write_u64(u64::from(n));
     }
 }
