@@ -192,3 +192,33 @@ SecRule MATCHED_VAR "@streq xa" "id:7,phase:2,pass,t:none"
     // 6's chain sees its head's match, and 7 sees that match as the last.
     assert_eq!(matched(&r, "/?a=xa&b=xb", &[]), vec![1, 3, 4, 5, 6, 7]);
 }
+
+#[test]
+fn phase_two_reuses_the_heads_forms_and_still_sees_the_body() {
+    // Both phases inspect ARGS and a header through the same chain: phase
+    // 2 starts from phase 1's forms of the query and the header, and must
+    // still take in the arguments the body adds.
+    let r = rules(
+        r#"
+SecRule ARGS|REQUEST_HEADERS:X-Note "@rx select" "id:1,phase:1,pass,t:none,t:urlDecode,t:lowercase"
+SecRule ARGS|REQUEST_HEADERS:X-Note "@rx select" "id:2,phase:2,pass,t:none,t:urlDecode,t:lowercase"
+SecRule ARGS "@rx union" "id:3,phase:2,pass,t:none,t:urlDecode,t:lowercase"
+SecRule REQUEST_HEADERS:X-Note "@rx drop" "id:4,phase:2,pass,t:none,t:urlDecode,t:lowercase"
+"#,
+    );
+    let run = |uri: &str, note: &str, body: &[u8]| {
+        let mut tx = r.transaction();
+        tx.request_line(b"POST", uri.as_bytes(), b"HTTP/1.1");
+        tx.request_header(b"Content-Type", b"application/x-www-form-urlencoded");
+        tx.request_header(b"X-Note", note.as_bytes());
+        tx.process_request(body);
+        tx.matches().iter().map(|m| m.id).collect::<Vec<_>>()
+    };
+    // In the query: seen by both phases.
+    assert_eq!(run("/?q=SELECT", "hello", b"a=b"), vec![1, 2]);
+    // In the header, encoded: phase 2 reads phase 1's decoded form.
+    assert_eq!(run("/?q=1", "%53elect %44rop", b"a=b"), vec![1, 2, 4]);
+    // Only in the body: phase 1 cannot see it, phase 2 must.
+    assert_eq!(run("/?q=1", "hello", b"a=%55nion+SELECT"), vec![2, 3]);
+    assert_eq!(run("/?q=1", "hello", b"a=b"), Vec::<u32>::new());
+}

@@ -78,6 +78,17 @@ impl Cache {
         }
     }
 
+    /// Starts phase 2 from phase 1's cache. Values phase 1 saw (the
+    /// request line, headers, cookies and query) stay where they were, so
+    /// their rows, forms and scans still hold; only what is per variable
+    /// goes, as the body adds values to ARGS and its kin.
+    pub fn next_phase(&mut self) {
+        self.var_bits.clear();
+        self.var_rows.clear();
+        self.row_list.clear();
+        self.groups.clear();
+    }
+
     pub fn clear(&mut self) {
         self.rows.clear();
         self.slots.clear();

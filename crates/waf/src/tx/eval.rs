@@ -115,9 +115,17 @@ impl<'r> Transaction<'r> {
         if phase > 1 && self.allowed == Some(AllowScope::Phase) {
             self.allowed = None;
         }
-        // Request data may change between phases (the body is parsed
-        // before phase 2): cached transformations start over.
-        self.work.get_mut().cache.clear();
+        // The cache is keyed by where values are. Phase 2 only adds the
+        // body's values to what phase 1 saw, so phase 1's forms hold
+        // (unless the head was fed again in between, which may have freed
+        // values); every other phase starts over.
+        let cache = &mut self.work.get_mut().cache;
+        if phase == 2 && self.head_cached {
+            cache.next_phase();
+        } else {
+            cache.clear();
+        }
+        self.head_cached = phase == 1;
         let rules = self.rules;
         let list = rules.phases.get(usize::from(phase.saturating_sub(1)))?;
         let mut i = 0;

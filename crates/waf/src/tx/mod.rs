@@ -111,6 +111,9 @@ pub struct Transaction<'r> {
     /// The chain head being evaluated, for `%{rule.*}` macros.
     pub(crate) current: Option<&'r crate::rule::Rule>,
     pub(crate) phase_done: u8,
+    /// The cache holds phase 1's forms of the request head, and the head
+    /// has not been fed since (see `run_phase`).
+    pub(crate) head_cached: bool,
 }
 
 impl std::fmt::Debug for Transaction<'_> {
@@ -234,6 +237,7 @@ impl RuleSet {
             hits: spare.hits,
             current: None,
             phase_done: 0,
+            head_cached: false,
         }
     }
 }

@@ -42,6 +42,7 @@ impl Transaction<'_> {
     }
 
     pub fn request_line(&mut self, method: &[u8], uri: &[u8], protocol: &[u8]) {
+        self.head_cached = false;
         let d = &mut self.data;
         d.method = Bytes::copy_from_slice(method);
         d.uri = Bytes::copy_from_slice(uri);
@@ -80,6 +81,7 @@ impl Transaction<'_> {
     }
 
     pub fn request_header(&mut self, name: &[u8], value: &[u8]) {
+        self.head_cached = false;
         if name.eq_ignore_ascii_case(b"cookie") {
             self.data.cookies.extend(body::cookies(value));
         }
