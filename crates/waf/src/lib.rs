@@ -19,6 +19,7 @@ pub mod ruleset;
 mod seclang;
 pub mod transforms;
 pub mod tx;
+mod union;
 pub mod variables;
 
 pub use error::LoadError;

@@ -11,6 +11,7 @@ use crate::operators::Operator;
 use crate::prefilter::{ChainTrie, Chains, Prefilter};
 use crate::rule::{Defaults, Disruptive, EngineMode, Rule, in_ranges, parse_id_ranges};
 use crate::seclang::{Line, lines, split_actions};
+use crate::union::{Members, Union};
 use crate::variables::parse_targets;
 
 /// What to do with a body larger than its limit.
@@ -71,6 +72,8 @@ pub struct RuleSet {
     pub(crate) phases: [Vec<Entry>; 5],
     /// Which rules a value may match, by the literals they need.
     pub(crate) prefilter: Option<Prefilter>,
+    /// Long expressions without literals as one set (see `union`).
+    pub(crate) union: Option<Union>,
     /// The rules' transformation chains (`Rule::chain_id` is a node).
     pub(crate) chains: ChainTrie,
     pub settings: Settings,
@@ -553,10 +556,12 @@ impl Builder {
         let mut phases: [Vec<Entry>; 5] = Default::default();
         let mut rules = 0;
         let mut chains = Chains::default();
+        let mut members = Members::default();
         for item in self.items {
             match item {
                 Item::Rule(mut r) => {
                     chains.number(&mut r);
+                    members.add(&mut r);
                     rules += 1;
                     let p = usize::from(r.phase.clamp(1, 5) - 1);
                     if let Some(list) = phases.get_mut(p) {
@@ -597,6 +602,7 @@ impl Builder {
         RuleSet {
             phases,
             prefilter,
+            union: members.build(),
             chains,
             settings: self.settings,
             rules,

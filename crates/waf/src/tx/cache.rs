@@ -7,6 +7,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::prefilter::{self, ChainTrie, Prefilter};
 use crate::transforms::{Scratch, Transform};
+use crate::union::Union;
 use crate::variables::Var;
 
 /// The forms of the values of one phase. Each value has a row, found by
@@ -58,6 +59,8 @@ struct Form {
     folded: bool,
     /// Where the prefilter's bits for this form start, once scanned.
     bits: Option<usize>,
+    /// Which of the union's expressions match this form, once tested.
+    union: Option<u64>,
 }
 
 /// Calls back with each value of a variable.
@@ -118,6 +121,7 @@ impl Cache {
             original,
             folded: true,
             bits: None,
+            union: None,
         });
         let at = self.slots.len();
         self.slots.resize(at + self.width, NONE);
@@ -208,6 +212,7 @@ impl Cache {
             original: index(original),
             folded: out.eq_ignore_ascii_case(value),
             bits: None,
+            union: None,
         });
         self.forms.len() - 1
     }
@@ -284,6 +289,23 @@ impl Cache {
         self.scan(f, value, filter)
             .and_then(|start| self.bits.get(start..start + filter.words))
             .is_none_or(|bits| prefilter::is_set(bits, slot))
+    }
+
+    /// Whether the union's member `member` may match form `f` of
+    /// `value`: false only when its expression does not. Each form goes
+    /// through the union once.
+    pub fn union_may_match(&mut self, f: usize, value: &[u8], u: &Union, member: u32) -> bool {
+        let matched = match self.forms.get(f).and_then(|form| form.union) {
+            Some(m) => m,
+            None => {
+                let m = u.matched(self.value(f, value));
+                if let Some(form) = self.forms.get_mut(f) {
+                    form.union = Some(m);
+                }
+                m
+            }
+        };
+        matched & 1u64.checked_shl(member).unwrap_or(0) != 0
     }
 
     /// Where the prefilter bits of form `f` of `value` start, scanning it

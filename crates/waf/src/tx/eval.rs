@@ -411,6 +411,13 @@ fn test_value(
     // the empty chain.
     let cached = cached && (rule.chain_id != 0 || rule.transforms.is_empty());
     let filter = rule.slot.zip(tx.rules.prefilter.as_ref());
+    let union = rule.union.zip(tx.rules.union.as_ref());
+    // Whether the rule may match form `f`: its literals occur in it, and
+    // the union says its expression matches it.
+    let may_match = |cache: &mut Cache, f: usize| {
+        filter.is_none_or(|(slot, filter)| cache.may_match(f, value, filter, slot))
+            && union.is_none_or(|(member, u)| cache.union_may_match(f, value, u, member))
+    };
     if cached {
         let trie = &tx.rules.chains;
         if rule.multi_match {
@@ -419,14 +426,14 @@ fn test_value(
             let mut steps = std::mem::take(&mut cache.steps_buf);
             cache.steps(trie, rule.chain_id, value, scratch, &mut steps);
             for &f in &steps {
-                if filter.is_none_or(|(slot, filter)| cache.may_match(f, value, filter, slot)) {
+                if may_match(cache, f) {
                     test(cache.value(f, value), hits);
                 }
             }
             cache.steps_buf = steps;
         } else {
             let f = cache.form(trie, rule.chain_id, value, scratch);
-            if filter.is_none_or(|(slot, filter)| cache.may_match(f, value, filter, slot)) {
+            if may_match(cache, f) {
                 test(cache.value(f, value), hits);
             }
         }
