@@ -189,9 +189,9 @@ pub struct Rule {
     /// a phase works out that verdict's bits once for all of them. `None`:
     /// the rule is never ruled out (a count, or a variable made on the spot).
     pub group: Option<u32>,
-    /// The rule's place among the rule set's long expressions without
-    /// literals (see `union`): one pass of them all over a form tells
-    /// whether this one needs to run.
+    /// The rule's place among the rule set's long expressions (see
+    /// `union`): one pass of them all over a form tells whether this one
+    /// needs to run.
     pub union: Option<u32>,
 }
 

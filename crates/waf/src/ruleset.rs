@@ -72,7 +72,7 @@ pub struct RuleSet {
     pub(crate) phases: [Vec<Entry>; 5],
     /// Which rules a value may match, by the literals they need.
     pub(crate) prefilter: Option<Prefilter>,
-    /// Long expressions without literals as one set (see `union`).
+    /// The long expressions as one set (see `union`).
     pub(crate) union: Option<Union>,
     /// The rules' transformation chains (`Rule::chain_id` is a node).
     pub(crate) chains: ChainTrie,

@@ -1,14 +1,17 @@
-//! One pass for the long expressions that have nothing to prefilter on.
+//! One pass for the long expressions the literal prefilter cannot rule out.
 //!
 //! Some rules' expressions offer the literal prefilter nothing specific to
 //! look for: every part of a match may be spelled many ways (a command
 //! name with quotes or `$@` between its letters, a path separator in a
-//! dozen encodings). They are also long, so each costs a pass over every
-//! value it inspects. They are joined into one set, and each form of a
-//! value goes through the set once, which tells which of them match it;
-//! a rule whose expression is not among those is known not to match that
-//! form without running its own. One pass of the set over a value costs
-//! about what one of its expressions alone does.
+//! dozen encodings). Others only offer punctuation that ordinary text has
+//! too (a `;` before a shell command). They are long, so each costs a pass
+//! over every value it inspects. Long expressions are joined into one set,
+//! and each form of a value goes through the set once, which tells which
+//! of them match it; a rule whose expression is not among those is known
+//! not to match that form without running its own. One pass of the set
+//! over a value costs about what one of its expressions alone does. A rule
+//! with literals still asks the prefilter first, so the set only runs over
+//! forms some member could match.
 
 use regex::bytes::{RegexSet, RegexSetBuilder};
 
@@ -17,21 +20,18 @@ use crate::rule::Rule;
 
 /// Shorter expressions cost little alone; a member makes every pass of
 /// the set a little dearer.
-const MIN_PATTERN_LEN: usize = 512;
+const MIN_PATTERN_LEN: usize = 256;
 
 /// A form's verdict is a bit per member.
-const MAX_MEMBERS: usize = 64;
+const MAX_MEMBERS: usize = 128;
 
 /// The pattern an operator brings to the union, if it joins it: a long
-/// regular expression without literals that cannot match the empty value.
+/// regular expression that cannot match the empty value.
 pub fn member(op: &Operator) -> Option<&str> {
     let Op::Rx(re) = &op.op else {
         return None;
     };
-    let joins = !op.negated
-        && op.literals.is_none()
-        && re.as_str().len() >= MIN_PATTERN_LEN
-        && !re.is_match(b"");
+    let joins = !op.negated && re.as_str().len() >= MIN_PATTERN_LEN && !re.is_match(b"");
     joins.then(|| re.as_str())
 }
 
@@ -83,9 +83,9 @@ pub struct Union {
 impl Union {
     /// Which members' expressions match `value`: bit `i` for member `i`
     /// (`Rule::union`).
-    pub fn matched(&self, value: &[u8]) -> u64 {
+    pub fn matched(&self, value: &[u8]) -> u128 {
         self.set.matches(value).iter().fold(0, |m, i| {
-            m | 1u64
+            m | 1u128
                 .checked_shl(u32::try_from(i).unwrap_or(u32::MAX))
                 .unwrap_or(0)
         })
@@ -103,10 +103,15 @@ mod tests {
     }
 
     /// A long expression with nothing to prefilter on: `ab` or `ba`, with
-    /// any of many separators between the letters, eight times over.
+    /// any of many separators between the letters, until it is long.
     fn long(a: char, b: char) -> String {
+        long_after("(?:[;|&`]|^)", a, b)
+    }
+
+    /// The same after `start` (a separator) instead.
+    fn long_after(start: &str, a: char, b: char) -> String {
         let sep = "[\"'\\)\\[\\x5c]*(?:\\$[!#\\(\\*\\-0-9\\?@_a-z]*)?";
-        let mut p = String::from("(?i)(?:[;|&`]|^)[\\s\\x0b]*");
+        let mut p = format!("(?i){start}[\\s\\x0b]*");
         while p.len() < MIN_PATTERN_LEN {
             p.push_str(&format!("(?:{a}{sep}{b}|{b}{sep}{a}){sep}"));
         }
@@ -114,10 +119,14 @@ mod tests {
     }
 
     #[test]
-    fn only_long_expressions_without_literals_join() {
+    fn only_long_expressions_join() {
         let l = long('x', 'y');
         assert!(op(&format!("@rx {l}")).literals.is_none());
         assert!(member(&op(&format!("@rx {l}"))).is_some());
+        // With a literal the prefilter looks for first, too.
+        let semi = format!("@rx {}", long_after(";", 'x', 'y'));
+        assert!(op(&semi).literals.is_some());
+        assert!(member(&op(&semi)).is_some());
         assert!(member(&op(&format!("!@rx {l}"))).is_none());
         assert!(member(&op("@rx ^$")).is_none());
         assert!(member(&op("@rx (?i)union\\s+select")).is_none());

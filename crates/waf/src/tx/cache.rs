@@ -60,7 +60,7 @@ struct Form {
     /// Where the prefilter's bits for this form start, once scanned.
     bits: Option<usize>,
     /// Which of the union's expressions match this form, once tested.
-    union: Option<u64>,
+    union: Option<u128>,
 }
 
 /// Calls back with each value of a variable.
@@ -305,7 +305,7 @@ impl Cache {
                 m
             }
         };
-        matched & 1u64.checked_shl(member).unwrap_or(0) != 0
+        matched & 1u128.checked_shl(member).unwrap_or(0) != 0
     }
 
     /// Where the prefilter bits of form `f` of `value` start, scanning it
