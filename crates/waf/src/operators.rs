@@ -63,6 +63,19 @@ pub fn compile_regex(pattern: &str) -> Result<Regex, String> {
         .map_err(|e| format!("cannot compile regular expression: {e}"))
 }
 
+/// Compiles patterns already compiled alone (by `compile_regex`, so
+/// escapes rewritten) into one set with the same options: a set that read
+/// them differently would let values through that a rule matches.
+pub fn compile_regex_set(patterns: &[String]) -> Result<regex::bytes::RegexSet, String> {
+    regex::bytes::RegexSetBuilder::new(patterns)
+        .unicode(false)
+        .dot_matches_new_line(true)
+        .size_limit(256 << 20)
+        .dfa_size_limit(128 << 20)
+        .build()
+        .map_err(|e| format!("cannot compile regular expression set: {e}"))
+}
+
 /// `\x{ff}` means the byte 0xff to the reference engines; Rust's regex
 /// reads the braced form as a code point, so it is rewritten as `\xff`.
 fn byte_escapes(pattern: &str) -> String {

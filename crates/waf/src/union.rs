@@ -13,9 +13,9 @@
 //! with literals still asks the prefilter first, so the set only runs over
 //! forms some member could match.
 
-use regex::bytes::{RegexSet, RegexSetBuilder};
+use regex::bytes::RegexSet;
 
-use crate::operators::{Op, Operator};
+use crate::operators::{Op, Operator, compile_regex_set};
 use crate::rule::Rule;
 
 /// Shorter expressions cost little alone; a member makes every pass of
@@ -62,14 +62,7 @@ impl Members {
         if self.patterns.len() < 2 {
             return None;
         }
-        // The options `operators::compile_regex` compiles each with.
-        let set = RegexSetBuilder::new(&self.patterns)
-            .unicode(false)
-            .dot_matches_new_line(true)
-            .size_limit(256 << 20)
-            .dfa_size_limit(128 << 20)
-            .build()
-            .ok()?;
+        let set = compile_regex_set(&self.patterns).ok()?;
         Some(Union { set })
     }
 }
@@ -82,12 +75,13 @@ pub struct Union {
 
 impl Union {
     /// Which members' expressions match `value`: bit `i` for member `i`
-    /// (`Rule::union`).
+    /// (`Rule::union`). A member past the mask's width (there are none:
+    /// see `MAX_MEMBERS`) would set every bit, never hide a match.
     pub fn matched(&self, value: &[u8]) -> u128 {
         self.set.matches(value).iter().fold(0, |m, i| {
             m | 1u128
                 .checked_shl(u32::try_from(i).unwrap_or(u32::MAX))
-                .unwrap_or(0)
+                .unwrap_or(u128::MAX)
         })
     }
 }
@@ -136,17 +130,25 @@ mod tests {
 
     #[test]
     fn the_union_tells_which_members_match() {
-        let pats = [long('x', 'y'), long('p', 'q'), long('x', 'q')];
+        // The last one needs `.` to match a new line, as rules read it.
+        let pats = [
+            long('x', 'y'),
+            long('p', 'q'),
+            long('x', 'q'),
+            long_after("a.b", 'm', 'n'),
+        ];
         let mut members = Members::default();
         for p in &pats {
             members.patterns.push(p.clone());
         }
         let u = members.build().unwrap();
+        // Each as the rule's own operator compiles it.
         let res: Vec<regex::bytes::Regex> = pats
             .iter()
-            .map(|p| regex::bytes::Regex::new(p).unwrap())
+            .map(|p| crate::operators::compile_regex(p).unwrap())
             .collect();
-        let values: [&[u8]; 6] = [
+        let values: [&[u8]; 7] = [
+            b"a\nb mnmnmnmnmnmnmnmnmnmnmnmnmnmnmnmnmnmnmnmnmnmnmn",
             b"an ordinary sentence; with a semicolon",
             b";xyxyxyxyxyxyxyxyxyxyxyxyxyxyxyxyxyxyxyxyxyxyxyxy",
             b"| p\"q$@qpqpqpqpqpqpqpqpqpqpqpqpqpqpqpqpqpqpqpqpqpqp",
@@ -168,7 +170,7 @@ mod tests {
             }
         }
         // Each member matched something: the test tells them apart.
-        assert_eq!(seen, 0b111);
+        assert_eq!(seen, 0b1111);
         let mut one = Members::default();
         one.patterns.push(pats[0].clone());
         assert!(one.build().is_none());

@@ -305,7 +305,10 @@ impl Cache {
                 m
             }
         };
-        matched & 1u128.checked_shl(member).unwrap_or(0) != 0
+        // A member the mask has no bit for is never ruled out.
+        1u128
+            .checked_shl(member)
+            .is_none_or(|bit| matched & bit != 0)
     }
 
     /// Where the prefilter bits of form `f` of `value` start, scanning it
