@@ -24,7 +24,6 @@ static HOP_BY_HOP: [HeaderName; 9] = [
 pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-pub static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 
@@ -173,80 +172,121 @@ pub struct Forwarding<'a> {
     pub proto: &'static str,
     /// The `Host` the client sent, as received.
     pub host: Option<&'a HeaderValue>,
+    /// The request id, sent as `X-Request-Id`.
+    pub request_id: &'a [u8],
 }
 
-/// Sets `X-Forwarded-For/Proto/Host`, `Forwarded` and `X-Real-IP` on a
-/// request going upstream. Incoming values are kept (and appended to) only
-/// when the peer is a trusted proxy; otherwise they are replaced, so a
-/// client cannot forge its address.
-pub fn set_forwarding(h: &mut HeaderMap, f: &Forwarding<'_>) {
-    // Runs for every request: values are shared or built by hand, without
-    // `format!` and, for an untrusted peer, without reading what came in.
-    let peer = f.peer_value.to_str().unwrap_or("");
-    match f
-        .trusted_peer
-        .then(|| joined(h, &X_FORWARDED_FOR))
-        .flatten()
+/// Whether a request field is one [`write_forwarding`] writes: the copy in
+/// the request's map is never sent as it is, so neither a client nor a
+/// filter can set it.
+pub fn is_forwarding(name: &HeaderName) -> bool {
+    let s = name.as_str();
+    matches!(s.as_bytes().first(), Some(b'x' | b'f'))
+        && matches!(
+            s,
+            "x-forwarded-for"
+                | "x-forwarded-proto"
+                | "x-forwarded-host"
+                | "forwarded"
+                | "x-real-ip"
+                | "x-request-id"
+        )
+}
+
+/// Writes `X-Forwarded-For/Proto/Host`, `Forwarded`, `X-Real-IP` and
+/// `X-Request-Id` as field lines of the upstream request head. Incoming
+/// values (from `h`) are kept and appended to only when the peer is a
+/// trusted proxy; otherwise they are replaced, so a client cannot forge its
+/// address.
+pub fn write_forwarding(out: &mut Vec<u8>, h: &HeaderMap, f: &Forwarding<'_>) {
+    // Runs for every request: the lines go straight into the head, with no
+    // header map inserts and, for an untrusted peer, without reading what
+    // came in. Every value written is a valid field value (incoming values
+    // were checked by the parser, the rest is built here), so no line can
+    // break the head.
+    let peer = f.peer_value.as_bytes();
+    field(out, "x-forwarded-for", |out| {
+        if f.trusted_peer && push_joined(out, h, &X_FORWARDED_FOR) {
+            out.extend_from_slice(b", ");
+        }
+        out.extend_from_slice(peer);
+    });
+    if !(f.trusted_peer && copy_all(out, h, &X_FORWARDED_PROTO)) {
+        field(out, "x-forwarded-proto", |out| {
+            out.extend_from_slice(f.proto.as_bytes())
+        });
+    }
+    if !(f.trusted_peer && copy_all(out, h, &X_FORWARDED_HOST))
+        && let Some(host) = f.host
     {
-        Some(mut prev) => {
-            prev.push_str(", ");
-            prev.push_str(peer);
-            insert(h, &X_FORWARDED_FOR, &prev);
-        }
-        None => {
-            h.insert(X_FORWARDED_FOR.clone(), f.peer_value.clone());
-        }
+        field(out, "x-forwarded-host", |out| {
+            out.extend_from_slice(host.as_bytes())
+        });
     }
-    if !(f.trusted_peer && h.contains_key(&X_FORWARDED_PROTO)) {
-        h.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(f.proto));
-    }
-    if !(f.trusted_peer && h.contains_key(&X_FORWARDED_HOST)) {
-        match f.host {
-            Some(host) => {
-                h.insert(X_FORWARDED_HOST.clone(), host.clone());
-            }
-            None => {
-                h.remove(&X_FORWARDED_HOST);
+    field(out, "forwarded", |out| {
+        if f.trusted_peer && push_joined(out, h, &FORWARDED) {
+            out.extend_from_slice(b", ");
+        }
+        out.extend_from_slice(b"for=");
+        match f.peer {
+            IpAddr::V4(_) => out.extend_from_slice(peer),
+            IpAddr::V6(_) => {
+                out.extend_from_slice(b"\"[");
+                out.extend_from_slice(peer);
+                out.extend_from_slice(b"]\"");
             }
         }
-    }
-    let host = f.host.and_then(|v| v.to_str().ok());
-    let mut element = String::with_capacity(32 + host.map_or(0, str::len));
-    element.push_str("for=");
-    match f.peer {
-        IpAddr::V4(_) => element.push_str(peer),
-        IpAddr::V6(_) => {
-            element.push_str("\"[");
-            element.push_str(peer);
-            element.push_str("]\"");
+        out.extend_from_slice(b";proto=");
+        out.extend_from_slice(f.proto.as_bytes());
+        if let Some(host) = f.host.and_then(|v| v.to_str().ok()) {
+            out.extend_from_slice(b";host=");
+            push_token_or_quoted(out, host);
         }
-    }
-    element.push_str(";proto=");
-    element.push_str(f.proto);
-    if let Some(host) = host {
-        element.push_str(";host=");
-        push_token_or_quoted(&mut element, host);
-    }
-    match f.trusted_peer.then(|| joined(h, &FORWARDED)).flatten() {
-        Some(mut prev) => {
-            prev.push_str(", ");
-            prev.push_str(&element);
-            insert(h, &FORWARDED, &prev);
+    });
+    field(out, "x-real-ip", |out| {
+        if f.client == f.peer {
+            out.extend_from_slice(peer);
+        } else {
+            out.extend_from_slice(ip_string(f.client).as_bytes());
         }
-        None => match HeaderValue::from_maybe_shared(bytes::Bytes::from(element)) {
-            Ok(v) => {
-                h.insert(FORWARDED.clone(), v);
-            }
-            Err(_) => {
-                h.remove(&FORWARDED);
-            }
-        },
+    });
+    field(out, "x-request-id", |out| {
+        out.extend_from_slice(f.request_id)
+    });
+}
+
+/// One field line: `name: value\r\n`.
+fn field(out: &mut Vec<u8>, name: &str, value: impl FnOnce(&mut Vec<u8>)) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    value(out);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends the incoming values of `name` joined by `, ` (those that are
+/// visible text); whether there were any.
+fn push_joined(out: &mut Vec<u8>, h: &HeaderMap, name: &HeaderName) -> bool {
+    let mut any = false;
+    for v in h.get_all(name).iter().filter(|v| v.to_str().is_ok()) {
+        if any {
+            out.extend_from_slice(b", ");
+        }
+        out.extend_from_slice(v.as_bytes());
+        any = true;
     }
-    if f.client == f.peer {
-        h.insert(X_REAL_IP.clone(), f.peer_value.clone());
-    } else {
-        insert(h, &X_REAL_IP, &ip_string(f.client));
+    any
+}
+
+/// Copies every incoming field of `name` as it came; whether there was one.
+fn copy_all(out: &mut Vec<u8>, h: &HeaderMap, name: &HeaderName) -> bool {
+    let mut any = false;
+    for v in h.get_all(name) {
+        field(out, name.as_str(), |out| {
+            out.extend_from_slice(v.as_bytes())
+        });
+        any = true;
     }
+    any
 }
 
 /// An address as a header value (made once per connection).
@@ -281,41 +321,21 @@ fn ip_string(ip: IpAddr) -> String {
 
 /// Appends `v` as a `Forwarded` value: bare when it is a token, quoted
 /// (with `\\` and `"` escaped) otherwise.
-fn push_token_or_quoted(out: &mut String, v: &str) {
+fn push_token_or_quoted(out: &mut Vec<u8>, v: &str) {
     if v.bytes()
         .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
     {
-        out.push_str(v);
+        out.extend_from_slice(v.as_bytes());
         return;
     }
-    out.push('"');
-    for c in v.chars() {
-        if c == '\\' || c == '"' {
-            out.push('\\');
+    out.push(b'"');
+    for b in v.bytes() {
+        if b == b'\\' || b == b'"' {
+            out.push(b'\\');
         }
-        out.push(c);
+        out.push(b);
     }
-    out.push('"');
-}
-
-fn joined(h: &HeaderMap, name: &HeaderName) -> Option<String> {
-    let parts: Vec<&str> = h
-        .get_all(name)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    (!parts.is_empty()).then(|| parts.join(", "))
-}
-
-fn insert(h: &mut HeaderMap, name: &HeaderName, value: &str) {
-    match HeaderValue::from_str(value) {
-        Ok(v) => {
-            h.insert(name.clone(), v);
-        }
-        Err(_) => {
-            h.remove(name);
-        }
-    }
+    out.push(b'"');
 }
 
 #[cfg(test)]
@@ -401,11 +421,36 @@ mod tests {
         assert_eq!(client_address(&l, peer, &bad), peer);
     }
 
+    /// The field lines `write_forwarding` writes, as (name, value) pairs.
+    fn forwarded(h: &HeaderMap, f: &Forwarding<'_>) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        write_forwarding(&mut out, h, f);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.ends_with("\r\n"), "whole lines: {text:?}");
+        text.split_terminator("\r\n")
+            .map(|line| {
+                let (n, v) = line.split_once(": ").unwrap();
+                (n.to_owned(), v.to_owned())
+            })
+            .collect()
+    }
+
+    fn value<'a>(fields: &'a [(String, String)], name: &str) -> Vec<&'a str> {
+        fields
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
     #[test]
     fn forwarding_headers_are_replaced_for_untrusted_peers_and_appended_for_trusted() {
-        let mut h = headers(&[
+        let h = headers(&[
             ("x-forwarded-for", "1.2.3.4"),
             ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "evil.example"),
+            ("x-real-ip", "1.2.3.4"),
+            ("x-request-id", "forged"),
             ("forwarded", "for=1.2.3.4"),
         ]);
         let peer_value = ip_value("192.0.2.1".parse().unwrap());
@@ -417,44 +462,78 @@ mod tests {
             trusted_peer: false,
             proto: "http",
             host: Some(&host),
+            request_id: b"rid-1",
         };
-        set_forwarding(&mut h, &f);
-        assert_eq!(h["x-forwarded-for"], "192.0.2.1");
-        assert_eq!(h["x-forwarded-proto"], "http");
-        assert_eq!(h["x-forwarded-host"], "api.example.com");
+        let out = forwarded(&h, &f);
+        assert_eq!(value(&out, "x-forwarded-for"), ["192.0.2.1"]);
+        assert_eq!(value(&out, "x-forwarded-proto"), ["http"]);
+        assert_eq!(value(&out, "x-forwarded-host"), ["api.example.com"]);
         assert_eq!(
-            h["forwarded"],
-            "for=192.0.2.1;proto=http;host=api.example.com"
+            value(&out, "forwarded"),
+            ["for=192.0.2.1;proto=http;host=api.example.com"]
         );
-        assert_eq!(h["x-real-ip"], "192.0.2.1");
+        assert_eq!(value(&out, "x-real-ip"), ["192.0.2.1"]);
+        assert_eq!(value(&out, "x-request-id"), ["rid-1"]);
+        assert_eq!(out.len(), 6, "one line each: {out:?}");
+        // Every name written is one the encoder leaves out of the map.
+        for (n, _) in &out {
+            assert!(is_forwarding(
+                &HeaderName::from_bytes(n.as_bytes()).unwrap()
+            ));
+        }
+        assert!(!is_forwarding(&http::header::HOST));
+        assert!(!is_forwarding(&HeaderName::from_static("x-forwarded")));
 
-        let mut h = headers(&[("x-forwarded-for", "1.2.3.4"), ("forwarded", "for=1.2.3.4")]);
+        // Without a Host, no X-Forwarded-Host: not even the client's.
+        let f = Forwarding { host: None, ..f };
+        let out = forwarded(&h, &f);
+        assert!(value(&out, "x-forwarded-host").is_empty());
+        assert_eq!(value(&out, "forwarded"), ["for=192.0.2.1;proto=http"]);
+
+        // A trusted proxy's values are kept and appended to.
+        let h = headers(&[
+            ("x-forwarded-for", "1.2.3.4"),
+            ("x-forwarded-for", "10.0.0.9"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "api.example.com"),
+            ("forwarded", "for=1.2.3.4"),
+        ]);
         let peer_value = ip_value("::1".parse().unwrap());
         let f = Forwarding {
             peer: "::1".parse().unwrap(),
             peer_value: &peer_value,
             client: "1.2.3.4".parse().unwrap(),
             trusted_peer: true,
-            proto: "https",
+            proto: "http",
             host: None,
+            request_id: b"rid-2",
         };
-        set_forwarding(&mut h, &f);
-        assert_eq!(h["x-forwarded-for"], "1.2.3.4, ::1");
-        let mut quoted = HeaderMap::new();
+        let out = forwarded(&h, &f);
+        assert_eq!(value(&out, "x-forwarded-for"), ["1.2.3.4, 10.0.0.9, ::1"]);
+        assert_eq!(value(&out, "x-forwarded-proto"), ["https"]);
+        assert_eq!(value(&out, "x-forwarded-host"), ["api.example.com"]);
+        assert_eq!(
+            value(&out, "forwarded"),
+            ["for=1.2.3.4, for=\"[::1]\";proto=http"]
+        );
+        assert_eq!(value(&out, "x-real-ip"), ["1.2.3.4"]);
+
+        // A host that is not a token is quoted in Forwarded.
         let host = HeaderValue::from_static("api.example.com:8443");
-        set_forwarding(
-            &mut quoted,
+        let out = forwarded(
+            &HeaderMap::new(),
             &Forwarding {
                 host: Some(&host),
+                proto: "https",
                 ..f
             },
         );
         assert_eq!(
-            quoted["forwarded"],
-            "for=\"[::1]\";proto=https;host=\"api.example.com:8443\""
+            value(&out, "forwarded"),
+            ["for=\"[::1]\";proto=https;host=\"api.example.com:8443\""]
         );
-        assert_eq!(h["forwarded"], "for=1.2.3.4, for=\"[::1]\";proto=https");
-        assert_eq!(h["x-real-ip"], "1.2.3.4");
+        assert_eq!(value(&out, "x-forwarded-for"), ["::1"]);
+        assert_eq!(value(&out, "x-forwarded-proto"), ["https"]);
     }
 }
 

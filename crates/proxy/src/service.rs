@@ -486,20 +486,6 @@ async fn serve(
 
     // Phase 3: the request as it goes upstream.
     headers::strip_hop_by_hop(&mut parts.headers);
-    headers::set_forwarding(
-        &mut parts.headers,
-        &Forwarding {
-            peer,
-            peer_value: &conn.peer_value,
-            client: ex.ctx.client_addr,
-            trusted_peer: trusted,
-            proto: conn.scheme.as_str(),
-            host: host_value.as_ref(),
-        },
-    );
-    parts
-        .headers
-        .insert(X_REQUEST_ID.clone(), ex.ctx.request_id.header_value());
     match (&route.upstream.spec.host_header, &host_value) {
         (Some(h), _) | (None, Some(h)) => {
             parts.headers.insert(HOST, h.clone());
@@ -524,6 +510,18 @@ async fn serve(
         }
         None => path,
     };
+    // The forwarding fields and the request id are written into the
+    // upstream head last, from what the gateway knows: no client and no
+    // filter sets them.
+    let forwarding = Forwarding {
+        peer,
+        peer_value: &conn.peer_value,
+        client: ex.ctx.client_addr,
+        trusted_peer: trusted,
+        proto: conn.scheme.as_str(),
+        host: host_value.as_ref(),
+        request_id: ex.ctx.request_id.as_str().as_bytes(),
+    };
     let mut info = UpstreamInfo {
         name: route.route.upstream.clone(),
         target: None,
@@ -536,6 +534,7 @@ async fn serve(
             &parts.method,
             &target,
             &parts.headers,
+            &forwarding,
             upstream_body,
             &mut info,
         )

@@ -26,7 +26,7 @@ use super::pool::Pool;
 use super::stream::Stream;
 use crate::body::{BodyError, UpstreamBody};
 use crate::chunked::{self, Chunk, Decoded};
-use crate::headers;
+use crate::headers::{self, Forwarding};
 use crate::timer::LazyTimer;
 
 /// The longest response head accepted from an upstream.
@@ -91,10 +91,14 @@ impl OutFraming {
 
 /// Writes the request line and headers. The caller has removed hop-by-hop
 /// headers; framing headers are dropped here and replaced by `framing`.
+/// With `forwarding`, the gateway's own fields (`X-Forwarded-*`,
+/// `Forwarded`, `X-Real-IP`, `X-Request-Id`) are written from it and the
+/// map's copies of them are left out.
 pub fn encode_head(
     method: &Method,
     target: &str,
     headers: &HeaderMap,
+    forwarding: Option<&Forwarding<'_>>,
     framing: OutFraming,
     out: &mut Vec<u8>,
 ) {
@@ -103,13 +107,20 @@ pub fn encode_head(
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     for (name, value) in headers {
-        if *name == CONTENT_LENGTH || *name == TRANSFER_ENCODING || name == "expect" {
+        if *name == CONTENT_LENGTH
+            || *name == TRANSFER_ENCODING
+            || name == "expect"
+            || (forwarding.is_some() && headers::is_forwarding(name))
+        {
             continue;
         }
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
+    }
+    if let Some(f) = forwarding {
+        headers::write_forwarding(out, headers, f);
     }
     match framing {
         OutFraming::None => {}
@@ -771,6 +782,44 @@ mod tests {
     }
 
     #[test]
+    fn the_gateways_forwarding_fields_replace_the_maps_copies() {
+        let mut h = HeaderMap::new();
+        h.insert("host", "api".parse().unwrap());
+        h.insert("x-forwarded-for", "6.6.6.6".parse().unwrap());
+        h.insert("x-request-id", "forged".parse().unwrap());
+        h.insert("x-kept", "1".parse().unwrap());
+        let peer_value = HeaderValue::from_static("192.0.2.1");
+        let f = Forwarding {
+            peer: "192.0.2.1".parse().unwrap(),
+            peer_value: &peer_value,
+            client: "192.0.2.1".parse().unwrap(),
+            trusted_peer: false,
+            proto: "http",
+            host: None,
+            request_id: b"rid",
+        };
+        let mut out = Vec::new();
+        encode_head(&Method::GET, "/", &h, Some(&f), OutFraming::None, &mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("GET / HTTP/1.1\r\nhost: api\r\nx-kept: 1\r\n"));
+        assert!(text.ends_with("\r\n\r\n"));
+        assert!(text.contains("\r\nx-forwarded-for: 192.0.2.1\r\n"));
+        assert!(text.contains("\r\nx-request-id: rid\r\n"));
+        assert!(
+            !text.contains("6.6.6.6") && !text.contains("forged"),
+            "{text}"
+        );
+        // Without forwarding (health probes) the map is written as it is.
+        let mut out = Vec::new();
+        encode_head(&Method::GET, "/", &h, None, OutFraming::None, &mut out);
+        assert!(
+            String::from_utf8(out)
+                .unwrap()
+                .contains("x-request-id: forged")
+        );
+    }
+
+    #[test]
     fn request_framing_is_decided_here() {
         let mut h = HeaderMap::new();
         h.insert("host", "api".parse().unwrap());
@@ -778,7 +827,14 @@ mod tests {
         h.insert("transfer-encoding", "chunked".parse().unwrap());
         h.insert("expect", "100-continue".parse().unwrap());
         let mut out = Vec::new();
-        encode_head(&Method::POST, "/x?y=1", &h, OutFraming::Length(3), &mut out);
+        encode_head(
+            &Method::POST,
+            "/x?y=1",
+            &h,
+            None,
+            OutFraming::Length(3),
+            &mut out,
+        );
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "POST /x?y=1 HTTP/1.1\r\nhost: api\r\ncontent-length: 3\r\n\r\n"

@@ -78,6 +78,7 @@ async fn probe(
         &Method::GET,
         &hc.path,
         &headers,
+        None,
         OutFraming::None,
         &mut head,
     );

@@ -25,6 +25,7 @@ use pool::Pool;
 use stream::Connector;
 
 use crate::body::UpstreamBody;
+use crate::headers::Forwarding;
 use crate::timer::LazyTimer;
 
 /// Why forwarding failed.
@@ -266,12 +267,20 @@ impl UpstreamRuntime {
         method: &Method,
         target: &str,
         headers: &HeaderMap,
+        forwarding: &Forwarding<'_>,
         body: UpstreamBody<'_>,
         info: &mut portcullis_core::UpstreamInfo,
     ) -> Result<(http::response::Parts, ResponseStream, InFlight), UpstreamError> {
         let framing = OutFraming::for_body(method, &body);
         let mut head = crate::bufpool::take(512);
-        h1::encode_head(method, target, headers, framing, &mut head);
+        h1::encode_head(
+            method,
+            target,
+            headers,
+            Some(forwarding),
+            framing,
+            &mut head,
+        );
         let replayable = is_idempotent(method) && body.replay().is_some();
         let attempts = 1 + usize::from(self.spec.retries);
         let mut body = Some(body);
