@@ -213,7 +213,7 @@ impl Authenticate {
     }
 
     fn locked(&self, s: &Source) -> Option<u64> {
-        let l = self.services.lockout.as_ref()?;
+        let l = self.services.lockout.as_ref().filter(|l| l.ever_locked())?;
         let d = l.locked(s, Instant::now())?;
         // Rounded up, so a client that waits exactly that long gets in.
         Some(d.as_secs() + u64::from(d.subsec_nanos() > 0))

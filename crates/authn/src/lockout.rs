@@ -122,6 +122,12 @@ impl LockoutTable {
             .get(usize::try_from(h % SHARDS as u64).unwrap_or(0))
     }
 
+    /// Whether any source has ever been locked out: until then every
+    /// request skips the check, clock read included.
+    pub fn ever_locked(&self) -> bool {
+        self.locks_end.load(Ordering::Relaxed) != 0
+    }
+
     /// How much longer `s` is locked out, if it is.
     pub fn locked(&self, s: &Source, now: Instant) -> Option<Duration> {
         if self.millis(now, false) >= self.locks_end.load(Ordering::Relaxed) {
@@ -167,7 +173,7 @@ impl LockoutTable {
             let until = now + self.policy.duration;
             e.locked_until = Some(until);
             self.locks_end
-                .fetch_max(self.millis(until, true), Ordering::Relaxed);
+                .fetch_max(self.millis(until, true).max(1), Ordering::Relaxed);
             return Some(self.policy.duration);
         }
         None

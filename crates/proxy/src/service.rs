@@ -150,10 +150,9 @@ impl Exchange {
     /// Runs the response-headers phase. A verdict other than `Continue`
     /// replaces the response; the replacement is not filtered again.
     fn response_phase(&mut self, parts: &mut http::response::Parts) -> Option<Response<Bytes>> {
-        let generation = self.generation.clone();
-        let pipeline = match self.route.and_then(|i| generation.routes.get(i)) {
+        let pipeline = match self.route.and_then(|i| self.generation.routes.get(i)) {
             Some(r) => &r.pipeline,
-            None => &generation.default_pipeline,
+            None => &self.generation.default_pipeline,
         };
         match pipeline.response_headers(&mut self.ctx, parts) {
             Verdict::Continue => None,
