@@ -16,6 +16,7 @@
 #
 #   bench/proxy.sh                 # defaults below
 #   RUNS=7 DURATION=15s CONNS=128 ACCESS_LOG=off bench/proxy.sh
+#   PORTCULLIS=target/pgo/release/portcullis bench/proxy.sh   # the bench/pgo.sh build
 set -euo pipefail
 
 RUNS=${RUNS:-5}
@@ -43,9 +44,14 @@ ulimit -n "$(ulimit -Hn)"
 
 trap cleanup EXIT
 
-echo "building portcullis (release)..."
-(cd "$ROOT" && cargo build --release -q -p portcullis)
-PORTCULLIS="$ROOT/target/release/portcullis"
+# PORTCULLIS=path measures that binary (e.g. the profile-guided build of
+# bench/pgo.sh); otherwise the plain release build.
+if [ -z "${PORTCULLIS:-}" ]; then
+    echo "building portcullis (release)..."
+    (cd "$ROOT" && cargo build --release -q -p portcullis)
+    PORTCULLIS="$ROOT/target/release/portcullis"
+fi
+BUILD=$(case "$PORTCULLIS" in */target/pgo/*) echo "profile-guided build" ;; */target/release/*) echo "release build" ;; *) echo "$PORTCULLIS" ;; esac)
 
 BODY='{"id":1,"username":"alice","email":"alice@example.com","role":"admin","active":true}'
 
@@ -189,7 +195,7 @@ for n in $IDLE_COUNTS; do
 done
 
 REPORT=$(cat <<TXT
-Plain proxying, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $RUNS runs of $DURATION, $CONNS connections, access log $ACCESS_LOG
+Plain proxying ($BUILD), $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $RUNS runs of $DURATION, $CONNS connections, access log $ACCESS_LOG
 proxy on core $GW_CORE (1 worker each), wrk and upstream on core $LOAD_CORE; medians:
 
   portcullis  $(printf "%9.0f req/s   p50 %6.3f ms   p99 %6.3f ms   CPU %5.1f us/request" "$PC_RPS" "$PC_P50" "$PC_P99" "$PC_CPU")

@@ -21,6 +21,7 @@
 #
 #   bench/waf.sh
 #   RUNS=5 DURATION=10s CONNS=32 bench/waf.sh
+#   PORTCULLIS=target/pgo/release/portcullis bench/waf.sh   # the bench/pgo.sh build
 set -euo pipefail
 
 RUNS=${RUNS:-3}
@@ -46,9 +47,14 @@ ulimit -n "$(ulimit -Hn)"
 
 trap cleanup EXIT
 
-echo "building portcullis (release)..."
-(cd "$ROOT" && cargo build --release -q -p portcullis)
-PORTCULLIS="$ROOT/target/release/portcullis"
+# PORTCULLIS=path measures that binary (e.g. the profile-guided build of
+# bench/pgo.sh); otherwise the plain release build.
+if [ -z "${PORTCULLIS:-}" ]; then
+    echo "building portcullis (release)..."
+    (cd "$ROOT" && cargo build --release -q -p portcullis)
+    PORTCULLIS="$ROOT/target/release/portcullis"
+fi
+BUILD=$(case "$PORTCULLIS" in */target/pgo/*) echo "profile-guided build" ;; */target/release/*) echo "release build" ;; *) echo "$PORTCULLIS" ;; esac)
 
 upstream_conf "$WORK/upstream.conf" "$WORK" "$UP_PORT" '{"ok":true}'
 
@@ -173,5 +179,5 @@ for s in get json; do
 done
 
 echo
-echo "WAF: OWASP CRS v4.28.0, paranoia 1, blocking; one core each, $CONNS connections, $RUNS x $DURATION, medians"
+echo "WAF ($BUILD): OWASP CRS v4.28.0, paranoia 1, blocking; one core each, $CONNS connections, $RUNS x $DURATION, medians"
 echo "$SUMMARY"
