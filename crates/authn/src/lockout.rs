@@ -200,7 +200,9 @@ mod tests {
         assert_eq!(t.fail(&s, t0), None);
         assert_eq!(t.fail(&s, t0), None);
         assert_eq!(t.locked(&s, t0), None);
+        assert!(!t.ever_locked(), "failures alone lock nobody out");
         assert_eq!(t.fail(&s, t0), Some(Duration::from_secs(60)));
+        assert!(t.ever_locked());
         assert_eq!(
             t.locked(&s, t0 + Duration::from_secs(1)),
             Some(Duration::from_secs(59))

@@ -115,10 +115,6 @@ pub fn never_forwarded_back(name: &str) -> bool {
     ) && NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
 }
 
-/// The client address: the peer, unless the peer is a trusted proxy, in
-/// which case `X-Forwarded-For` is walked from the right, skipping trusted
-/// hops, and the first untrusted address is the client. A malformed entry
-/// stops the walk at the last address known to be real.
 /// Removes identity headers a client sent (`X-Consumer-*` and the
 /// configured ones): only the gateway may say who is calling.
 pub fn strip_identity(h: &mut HeaderMap, identity: &IdentityHeaders) {
@@ -136,6 +132,10 @@ pub fn strip_identity(h: &mut HeaderMap, identity: &IdentityHeaders) {
     }
 }
 
+/// The client address: the peer, unless the peer is a trusted proxy, in
+/// which case `X-Forwarded-For` is walked from the right, skipping trusted
+/// hops, and the first untrusted address is the client. A malformed entry
+/// stops the walk at the last address known to be real.
 pub fn client_address(listener: &Listener, peer: IpAddr, h: &HeaderMap) -> IpAddr {
     if !listener.is_trusted_proxy(peer) {
         return peer;
