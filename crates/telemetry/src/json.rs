@@ -27,17 +27,34 @@ fn any_equal(x: u64, b: u8) -> bool {
     any_below(x ^ (ONES * u64::from(b)), 1)
 }
 
+fn word_needs_escape(x: u64) -> bool {
+    any_below(x, 0x20) || any_equal(x, b'"') || any_equal(x, b'\\') || any_equal(x, 0x7f)
+}
+
 /// Whether `bytes` holds anything JSON strings must escape, eight bytes at
-/// a time (every log line runs this over a dozen values).
+/// a time (every log line runs this over a dozen values). The bytes past
+/// the last whole word are read as the last eight bytes, overlapping it,
+/// and a value shorter than a word is padded with spaces: no byte loop.
 fn any_needs_escape(bytes: &[u8]) -> bool {
+    if bytes.len() < 8 {
+        let mut w = [b' '; 8];
+        if let Some(head) = w.get_mut(..bytes.len()) {
+            head.copy_from_slice(bytes);
+        }
+        return word_needs_escape(u64::from_le_bytes(w));
+    }
     let mut words = bytes.chunks_exact(8);
     for w in &mut words {
-        let x = u64::from_le_bytes(<[u8; 8]>::try_from(w).unwrap_or([0; 8]));
-        if any_below(x, 0x20) || any_equal(x, b'"') || any_equal(x, b'\\') || any_equal(x, 0x7f) {
+        if word_needs_escape(u64::from_le_bytes(<[u8; 8]>::try_from(w).unwrap_or([0; 8]))) {
             return true;
         }
     }
-    words.remainder().iter().any(|b| needs_escape(*b))
+    if words.remainder().is_empty() {
+        return false;
+    }
+    let tail = bytes.get(bytes.len() - 8..).unwrap_or(&[]);
+    // Fail safe: an unreadable tail counts as needing the byte-wise path.
+    <[u8; 8]>::try_from(tail).map_or(true, |t| word_needs_escape(u64::from_le_bytes(t)))
 }
 
 /// Appends `s` as a JSON string (with quotes).
