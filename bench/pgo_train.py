@@ -136,6 +136,9 @@ def main():
     while time.time() < end:
         if sock is None:
             sock = socket.create_connection(("127.0.0.1", PORT))
+            # A stuck exchange times out (an OSError) and the connection is
+            # replaced, so training always ends on time.
+            sock.settimeout(5)
             buf = b""
         req, is_head = request()
         try:
