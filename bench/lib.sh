@@ -12,6 +12,22 @@ cleanup() {
 # need COMMAND PACKAGE: installs the Debian package when the command is missing.
 need() { command -v "$1" >/dev/null 2>&1 || { echo "installing $2"; DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$2" >/dev/null; }; }
 
+# portcullis_binary: sets PORTCULLIS to the binary to measure and BUILD to
+# its name. A PORTCULLIS given by the caller (e.g. the profile-guided build
+# of bench/pgo.sh) is kept; otherwise the release build is made.
+portcullis_binary() {
+    if [ -z "${PORTCULLIS:-}" ]; then
+        echo "building portcullis (release)..."
+        (cd "$ROOT" && cargo build --release -q -p portcullis)
+        PORTCULLIS="$ROOT/target/release/portcullis"
+    fi
+    case "$PORTCULLIS" in
+        *target/pgo/*) BUILD="profile-guided build" ;;
+        *target/release/*) BUILD="release build" ;;
+        *) BUILD="$PORTCULLIS" ;;
+    esac
+}
+
 # upstream_conf FILE DIR PORT BODY: an nginx answering BODY to everything.
 upstream_conf() {
     cat > "$1" <<CONF

@@ -44,14 +44,7 @@ ulimit -n "$(ulimit -Hn)"
 
 trap cleanup EXIT
 
-# PORTCULLIS=path measures that binary (e.g. the profile-guided build of
-# bench/pgo.sh); otherwise the plain release build.
-if [ -z "${PORTCULLIS:-}" ]; then
-    echo "building portcullis (release)..."
-    (cd "$ROOT" && cargo build --release -q -p portcullis)
-    PORTCULLIS="$ROOT/target/release/portcullis"
-fi
-BUILD=$(case "$PORTCULLIS" in */target/pgo/*) echo "profile-guided build" ;; */target/release/*) echo "release build" ;; *) echo "$PORTCULLIS" ;; esac)
+portcullis_binary
 
 BODY='{"id":1,"username":"alice","email":"alice@example.com","role":"admin","active":true}'
 
