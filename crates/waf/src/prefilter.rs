@@ -16,7 +16,9 @@
 
 use std::collections::HashMap;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use aho_corasick::automaton::{Automaton, StateID};
+use aho_corasick::dfa::DFA;
+use aho_corasick::{Anchored, MatchKind, StartKind};
 use regex_syntax::ParserBuilder;
 use regex_syntax::hir::literal::{ExtractKind, Extractor};
 use regex_syntax::hir::{Class, ClassBytes, ClassBytesRange, Hir, HirKind, Repetition};
@@ -209,7 +211,12 @@ pub struct Chains {
     all: Literals,
     slots: u32,
     groups: HashMap<GroupKey, u32>,
+    var_keys: HashMap<VarKey, u32>,
 }
+
+/// What the prefilter bits of one variable depend on: the variable, whether
+/// an XML target takes attributes, the chain, and every step or the last.
+pub type VarKey = (Var, bool, u32, bool);
 
 /// What a rule's prefilter verdict depends on: its variables (and whether
 /// an XML target takes attributes), its chain, and whether every step of
@@ -236,12 +243,21 @@ impl Chains {
             rule.slot = Some(slot);
             let targets = &rule.targets.include;
             if !targets.is_empty() && targets.iter().all(|t| !t.count && t.var.stays_in_place()) {
-                let vars = targets
+                let vars: Vec<(Var, bool)> = targets
                     .iter()
                     .map(|t| (t.var, t.takes_attributes()))
                     .collect();
+                let multi = rule.multi_match;
+                let ids = &mut self.var_keys;
+                rule.var_keys = vars
+                    .iter()
+                    .map(|&(var, attrs)| {
+                        let next = u32::try_from(ids.len()).unwrap_or(u32::MAX);
+                        *ids.entry((var, attrs, node, multi)).or_insert(next)
+                    })
+                    .collect();
                 let next = u32::try_from(self.groups.len()).unwrap_or(u32::MAX);
-                let key = (vars, node, rule.multi_match);
+                let key = (vars, node, multi);
                 rule.group = Some(*self.groups.entry(key).or_insert(next));
             }
         }
@@ -255,7 +271,13 @@ impl Chains {
     pub fn build(self) -> (ChainTrie, Option<Prefilter>) {
         let words = (self.slots as usize).div_ceil(64);
         let groups = self.groups.len();
-        let filter = self.all.build().map(|all| Prefilter { all, words, groups });
+        let var_keys = self.var_keys.len();
+        let filter = self.all.build().map(|all| Prefilter {
+            all,
+            words,
+            groups,
+            var_keys,
+        });
         (self.trie, filter)
     }
 }
@@ -270,6 +292,8 @@ pub struct Prefilter {
     pub words: usize,
     /// How many rule groups there are (see `Rule::group`).
     pub groups: usize,
+    /// How many variable keys there are (see `Rule::var_keys`).
+    pub var_keys: usize,
 }
 
 impl Prefilter {
@@ -291,6 +315,7 @@ struct Literals {
 impl Literals {
     fn add(&mut self, literals: &[Vec<u8>], slot: u32) {
         for l in literals {
+            let l = l.get(..MAX_LITERAL_LEN).unwrap_or(l);
             match self.index.get(l) {
                 Some(&i) => {
                     if let Some(s) = self.slots.get_mut(i) {
@@ -298,8 +323,8 @@ impl Literals {
                     }
                 }
                 None => {
-                    self.index.insert(l.clone(), self.patterns.len());
-                    self.patterns.push(l.clone());
+                    self.index.insert(l.to_vec(), self.patterns.len());
+                    self.patterns.push(l.to_vec());
                     self.slots.push(vec![slot]);
                 }
             }
@@ -310,30 +335,97 @@ impl Literals {
         if self.patterns.is_empty() {
             return None;
         }
-        let ac = AhoCorasickBuilder::new()
+        let dfa = DFA::builder()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::Standard)
-            .kind(Some(AhoCorasickKind::DFA))
+            .start_kind(StartKind::Unanchored)
+            .prefilter(false)
             .build(&self.patterns)
             .ok()?;
+        let start = dfa.start_state(Anchored::No).ok()?;
         Some(Scanner {
-            ac,
+            overlap: dfa.max_pattern_len().saturating_sub(1),
+            dfa,
+            start,
             slots: self.slots,
         })
     }
 }
 
+/// Literals are cut to this length: a literal's prefix occurs wherever
+/// the literal does, so the verdict stays safe, and short literals let a
+/// long value be scanned as pieces side by side (see `Scanner::pieces`).
+const MAX_LITERAL_LEN: usize = 32;
+
 #[derive(Debug)]
 struct Scanner {
-    ac: AhoCorasick,
+    dfa: DFA,
+    start: StateID,
     /// Per pattern, the slots of the rules that listed it.
     slots: Vec<Vec<u32>>,
+    /// How far a piece reaches back into the one before it, so that every
+    /// occurrence ending in the piece's share lies wholly in the piece.
+    overlap: usize,
 }
 
 impl Scanner {
     fn scan(&self, value: &[u8], bits: &mut [u64]) {
-        for m in self.ac.find_overlapping_iter(value) {
-            for &s in self.slots.get(m.pattern().as_usize()).into_iter().flatten() {
+        // A piece costs `overlap` extra steps: only long values are split.
+        let n = value.len();
+        if n >= 16 * self.overlap {
+            self.pieces::<4>(value, bits);
+        } else if n >= 6 * self.overlap {
+            self.pieces::<2>(value, bits);
+        } else {
+            self.pieces::<1>(value, bits);
+        }
+    }
+
+    /// Walks the automaton over `K` pieces of `value` at once. Each step
+    /// of a walk waits on the memory read of the one before it; `K`
+    /// independent walks keep `K` reads in flight. An occurrence seen by
+    /// two pieces sets its bits twice, which changes nothing.
+    fn pieces<const K: usize>(&self, value: &[u8], bits: &mut [u64]) {
+        let share = value.len().div_ceil(K);
+        let mut walks: [std::slice::Iter<'_, u8>; K] = std::array::from_fn(|j| {
+            let to = (j.saturating_add(1).saturating_mul(share)).min(value.len());
+            let from = j.saturating_mul(share).saturating_sub(self.overlap).min(to);
+            value.get(from..to).unwrap_or_default().iter()
+        });
+        let mut states = [self.start; K];
+        let together = walks.iter().map(|w| w.len()).min().unwrap_or(0);
+        for _ in 0..together {
+            let mut special = false;
+            for (sid, walk) in states.iter_mut().zip(walks.iter_mut()) {
+                if let Some(&b) = walk.next() {
+                    *sid = self.dfa.next_state(Anchored::No, *sid, b);
+                    special |= self.dfa.is_special(*sid);
+                }
+            }
+            if special {
+                for &sid in &states {
+                    self.report(sid, bits);
+                }
+            }
+        }
+        for (sid, walk) in states.iter_mut().zip(walks.iter_mut()) {
+            for &b in walk {
+                *sid = self.dfa.next_state(Anchored::No, *sid, b);
+                if self.dfa.is_special(*sid) {
+                    self.report(*sid, bits);
+                }
+            }
+        }
+    }
+
+    /// Sets the slots of the patterns that end at `sid`, if any do.
+    fn report(&self, sid: StateID, bits: &mut [u64]) {
+        if !self.dfa.is_match(sid) {
+            return;
+        }
+        for i in 0..self.dfa.match_len(sid) {
+            let pattern = self.dfa.match_pattern(sid, i).as_usize();
+            for &s in self.slots.get(pattern).into_iter().flatten() {
                 set(bits, s);
             }
         }
@@ -383,6 +475,36 @@ mod tests {
         assert_eq!(lits("(?i)\\bon[a-z]+="), Some(vec!["=".into()]));
         // Punctuation is telling: the best part of the expression is used.
         assert_eq!(lits("[a-z]+\\([a-z]*\\)"), Some(vec![")".into()]));
+    }
+
+    #[test]
+    fn long_values_scanned_in_pieces_miss_nothing() {
+        let long = "k".repeat(MAX_LITERAL_LEN + 9);
+        let lits: [&[u8]; 3] = [b"select", b"<scr", long.as_bytes()];
+        let mut all = Literals::default();
+        for (slot, l) in (0u32..).zip(lits) {
+            all.add(&[l.to_vec()], slot);
+        }
+        let f = all.build().unwrap();
+        // Long literals are cut, so pieces overlap by the cut length.
+        assert_eq!(f.overlap, MAX_LITERAL_LEN - 1);
+        // One piece, two and four: each literal at every place in the
+        // value, across every boundary between pieces.
+        for len in [60, 300, 1100] {
+            for (slot, lit) in (0u32..).zip(lits) {
+                let lit = lit.to_ascii_uppercase();
+                for at in 0..=len - lit.len() {
+                    let mut v = vec![b'.'; len];
+                    v.splice(at..at + lit.len(), lit.iter().copied());
+                    let mut bits = [0u64; 1];
+                    f.scan(&v, &mut bits);
+                    assert_eq!(bits, [1 << slot], "slot {slot} at {at} of {len}");
+                }
+            }
+            let mut bits = [0u64; 1];
+            f.scan(&vec![b'.'; len], &mut bits);
+            assert_eq!(bits, [0]);
+        }
     }
 
     #[test]

@@ -189,6 +189,9 @@ pub struct Rule {
     /// a phase works out that verdict's bits once for all of them. `None`:
     /// the rule is never ruled out (a count, or a variable made on the spot).
     pub group: Option<u32>,
+    /// With a group: per target, the number of what its variable's bits
+    /// depend on (`prefilter::VarKey`), so a phase keeps them in a list.
+    pub var_keys: Vec<u32>,
     /// The rule's place among the rule set's long expressions (see
     /// `union`): one pass of them all over a form tells whether this one
     /// needs to run.
@@ -273,6 +276,7 @@ impl Rule {
             chain_id: 0,
             slot: None,
             group: None,
+            var_keys: Vec::new(),
             union: None,
         }
     }

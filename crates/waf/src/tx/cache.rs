@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use crate::prefilter::{self, ChainTrie, Prefilter};
+use crate::prefilter::{self, ChainTrie, Prefilter, VarKey};
 use crate::transforms::{Scratch, Transform};
 use crate::union::Union;
 use crate::variables::Var;
@@ -31,10 +31,10 @@ pub struct Cache {
     forms: Vec<Form>,
     arena: Vec<u8>,
     bits: Vec<u64>,
-    /// Per (variable, XML attributes or not, chain node, every step or
-    /// only the last): where the union of the bits of all its values'
-    /// forms starts.
-    var_bits: HashMap<(Var, bool, u32, bool), usize, BuildHasherDefault<AddrHasher>>,
+    /// Per variable key (`prefilter::VarKey`, numbered by the rule set):
+    /// where the union of the bits of all its values' forms starts, or
+    /// `NONE`.
+    var_bits: Vec<u32>,
     /// Per variable (and whether XML attributes): where the rows of its
     /// values are listed in `row_list`, and how many there are.
     var_rows: HashMap<(Var, bool), (usize, usize), BuildHasherDefault<AddrHasher>>,
@@ -341,18 +341,23 @@ impl Cache {
     /// Where the union of the prefilter bits of a variable's values starts:
     /// their forms after the chain of `node` (or with `every_step` after
     /// each of its steps), worked out once per phase with `values` (which
-    /// calls back with each value).
+    /// calls back with each value). `id` numbers the key.
     pub fn var_bits(
         &mut self,
-        key: (Var, bool, u32, bool),
+        (id, key): (u32, VarKey),
         trie: &ChainTrie,
         filter: &Prefilter,
         scratch: &mut Scratch,
         values: &Values<'_>,
     ) -> usize {
         let (var, attrs, node, every_step) = key;
-        if let Some(start) = self.var_bits.get(&key) {
-            return *start;
+        if self.var_bits.len() < filter.var_keys {
+            self.var_bits.resize(filter.var_keys, NONE);
+        }
+        if let Some(&start) = self.var_bits.get(id as usize)
+            && start != NONE
+        {
+            return start as usize;
         }
         let start = self.new_bits(filter.words);
         let mut forms = std::mem::take(&mut self.steps_buf);
@@ -392,7 +397,9 @@ impl Cache {
         if known.is_none() {
             self.var_rows.insert((var, attrs), (first, i));
         }
-        self.var_bits.insert(key, start);
+        if let Some(slot) = self.var_bits.get_mut(id as usize) {
+            *slot = index(start);
+        }
         start
     }
 

@@ -291,13 +291,17 @@ impl<'r> Transaction<'r> {
         else {
             return false;
         };
+        // Each target has its key; a rule without them is never ruled out.
+        if rule.var_keys.len() != rule.targets.include.len() {
+            return false;
+        }
         let mut work = self.work.borrow_mut();
         let Work { scratch, cache } = &mut *work;
         let start = match cache.group_bits(group) {
             Some(start) => start,
             None => {
                 let start = cache.new_bits(filter.words);
-                for t in &rule.targets.include {
+                for (t, &id) in rule.targets.include.iter().zip(&rule.var_keys) {
                     let values = |f: &mut dyn FnMut(&[u8])| {
                         if t.var.is_collection() {
                             self.each(t.var, &t.selector, &mut |_, v| f(v));
@@ -307,7 +311,7 @@ impl<'r> Transaction<'r> {
                     };
                     let key = (t.var, t.takes_attributes(), rule.chain_id, rule.multi_match);
                     let trie = &self.rules.chains;
-                    let from = cache.var_bits(key, trie, filter, scratch, &values);
+                    let from = cache.var_bits((id, key), trie, filter, scratch, &values);
                     cache.or_bits(start, from, filter.words);
                 }
                 cache.set_group_bits(group, start, filter.groups);
