@@ -222,3 +222,49 @@ SecRule REQUEST_HEADERS:X-Note "@rx drop" "id:4,phase:2,pass,t:none,t:urlDecode,
     assert_eq!(run("/?q=1", "hello", b"a=%55nion+SELECT"), vec![2, 3]);
     assert_eq!(run("/?q=1", "hello", b"a=b"), Vec::<u32>::new());
 }
+
+/// A rule whose only target is one TX key runs on a path of its own; it
+/// must name, count, capture and honour exclusions as every other rule.
+#[test]
+fn single_tx_keys_are_named_counted_and_excluded_like_any_target() {
+    let r = rules(
+        r#"
+SecRule &TX:missing "@eq 0" "id:1,phase:1,pass,t:none,setvar:tx.count_name=%{MATCHED_VAR_NAME}"
+SecRule &TX:count_name "@eq 1" "id:2,phase:1,pass,t:none"
+SecAction "id:3,phase:1,pass,setvar:tx.level=3"
+SecRule TX:level "@ge 2" "id:4,phase:1,pass,t:none,setvar:tx.name=%{MATCHED_VAR_NAME},setvar:tx.seen=%{MATCHED_VAR}"
+SecRule TX:LEVEL "@rx ^(\d)$" "id:5,phase:1,pass,capture,t:none,setvar:tx.digit=%{TX.1}"
+SecRule TX:level "@lt 2" "id:6,phase:1,pass,t:none"
+SecRule TX:absent "@eq 0" "id:7,phase:1,pass,t:none"
+SecRule ARGS:off "@streq 1" "id:8,phase:1,pass,t:none,ctl:ruleRemoveTargetById=9;TX:level"
+SecRule TX:level "@ge 2" "id:9,phase:1,pass,t:none"
+SecRule TX:level "!@ge 2" "id:10,phase:1,pass,t:none"
+SecRule TX:level "@ge 2" "id:11,phase:1,pass,t:none,chain"
+  SecRule TX:digit "@streq 3" "t:none"
+"#,
+    );
+    let run = |uri: &str| {
+        let mut tx = r.transaction();
+        tx.request_line(b"GET", uri.as_bytes(), b"HTTP/1.1");
+        tx.process_request(b"");
+        let ids: Vec<u32> = tx.matches().iter().map(|m| m.id).collect();
+        let tx_var = |k: &str| tx.tx(k).map(|v| String::from_utf8_lossy(v).into_owned());
+        (
+            ids,
+            [
+                tx_var("count_name"),
+                tx_var("name"),
+                tx_var("seen"),
+                tx_var("digit"),
+            ],
+        )
+    };
+    let want = |s: &str| Some(s.to_string());
+    let (ids, vars) = run("/");
+    // An absent key is no value at all (7), and a count of it is 0 (1).
+    assert_eq!(ids, vec![1, 2, 3, 4, 5, 9, 11]);
+    assert_eq!(vars, [want("TX"), want("TX:level"), want("3"), want("3")]);
+    // Excluded for rule 9 only, by a ctl earlier in the phase.
+    let (ids, _) = run("/?off=1");
+    assert_eq!(ids, vec![1, 2, 3, 4, 5, 8, 11]);
+}

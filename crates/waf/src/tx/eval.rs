@@ -247,6 +247,10 @@ impl<'r> Transaction<'r> {
                 return false;
             }
             self.run_effects(rule);
+        } else if let Some(single) = self.single_key(rule) {
+            if !self.eval_single_key(rule, single) {
+                return false;
+            }
         } else {
             if self.filtered_out(rule) {
                 return false;
@@ -279,6 +283,56 @@ impl<'r> Transaction<'r> {
             Some(next) => self.eval_rule(next, head),
             None => true,
         }
+    }
+
+    /// The one value a rule inspects when its only target is one key of
+    /// a writable collection (`TX:name`, or its count `&TX:name`), taken
+    /// as it stands: no transformation, no exclusion of that collection,
+    /// a single step. Some 110 rules a request runs are such checks of
+    /// the paranoia level, the anomaly scores or a setting, and this path
+    /// spares them the general one's enumeration and buffers.
+    fn single_key(&self, rule: &'r Rule) -> Option<(Var, &'r str, bool)> {
+        let [t] = rule.targets.include.as_slice() else {
+            return None;
+        };
+        let Selector::Key(key) = &t.selector else {
+            return None;
+        };
+        if !rule.transforms.is_empty() || rule.multi_match || !super::vars::is_writable(t.var) {
+            return None;
+        }
+        let o = &self.overrides;
+        let excludable = rule.targets.exclude.iter().any(|(v, _)| *v == t.var)
+            || o.removed_targets_by_id.iter().any(|(_, v, _)| *v == t.var)
+            || o.removed_targets_by_tag.iter().any(|(_, v, _)| *v == t.var);
+        (!excludable).then_some((t.var, key.as_str(), t.count))
+    }
+
+    /// What the general path does for such a rule: the value under `key`
+    /// (or, for a count, whether there is one) tested, and the rule's
+    /// actions run on a match.
+    fn eval_single_key(&mut self, rule: &Rule, (var, key, count): (Var, &str, bool)) -> bool {
+        let found = self.vars.get(var, key);
+        let value: &[u8] = match (found, count) {
+            (Some(v), false) => v,
+            (None, false) => return false,
+            (Some(_), true) => b"1",
+            (None, true) => b"0",
+        };
+        let mut caps = rule.capture.then(Captures::new);
+        if rule.operator.test(value, &*self, caps.as_mut()) == rule.operator.negated {
+            return false;
+        }
+        // A count is named after the collection alone, as the general
+        // path names it.
+        let name_key: &[u8] = if count { b"" } else { key.as_bytes() };
+        let hit = Hit {
+            name: super::collect::value_name(var, name_key),
+            value: value.to_vec(),
+            caps,
+        };
+        self.apply_hit(rule, hit);
+        true
     }
 
     /// Whether the prefilter rules out every value `rule` inspects: none
