@@ -193,6 +193,10 @@ pub struct Target {
     pub selector: Selector,
     /// `&VAR`: the number of values rather than the values.
     pub count: bool,
+    /// With one key selected, the name its value goes by (`TX:score`),
+    /// made once here rather than for every match. (Only where the key is
+    /// stored as selected, in TX and its kin: a header keeps its own.)
+    pub key_name: Option<bytes::Bytes>,
 }
 
 impl Target {
@@ -247,10 +251,15 @@ pub fn parse_targets(text: &str) -> Result<Targets, String> {
             }
             out.exclude.push((var, selector));
         } else {
+            let key_name = match &selector {
+                Selector::Key(k) => Some(bytes::Bytes::from(format!("{}:{k}", var.name()))),
+                _ => None,
+            };
             out.include.push(Target {
                 var,
                 selector,
                 count,
+                key_name,
             });
         }
     }

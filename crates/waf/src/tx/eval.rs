@@ -10,7 +10,7 @@ use crate::operators::{Captures, Context, atoi};
 use crate::rule::{AllowScope, Disruptive, Effect, EngineMode, Rule, SetOp, in_ranges};
 use crate::ruleset::Entry;
 use crate::transforms::{Scratch, apply_all};
-use crate::variables::{Selector, Var};
+use crate::variables::{Selector, Target, Var};
 
 /// A rule (or chain) that matched.
 #[derive(Debug, Clone)]
@@ -291,7 +291,7 @@ impl<'r> Transaction<'r> {
     /// a single step. Some 110 rules a request runs are such checks of
     /// the paranoia level, the anomaly scores or a setting, and this path
     /// spares them the general one's enumeration and buffers.
-    fn single_key(&self, rule: &'r Rule) -> Option<(Var, &'r str, bool)> {
+    fn single_key(&self, rule: &'r Rule) -> Option<(&'r Target, &'r str)> {
         let [t] = rule.targets.include.as_slice() else {
             return None;
         };
@@ -305,33 +305,32 @@ impl<'r> Transaction<'r> {
         let excludable = rule.targets.exclude.iter().any(|(v, _)| *v == t.var)
             || o.removed_targets_by_id.iter().any(|(_, v, _)| *v == t.var)
             || o.removed_targets_by_tag.iter().any(|(_, v, _)| *v == t.var);
-        (!excludable).then_some((t.var, key.as_str(), t.count))
+        (!excludable).then_some((t, key.as_str()))
     }
 
     /// What the general path does for such a rule: the value under `key`
     /// (or, for a count, whether there is one) tested, and the rule's
-    /// actions run on a match.
-    fn eval_single_key(&mut self, rule: &Rule, (var, key, count): (Var, &str, bool)) -> bool {
-        let found = self.vars.get(var, key);
-        let value: &[u8] = match (found, count) {
-            (Some(v), false) => v,
+    /// actions run on a match. The value is shared, not copied, and the
+    /// name was made when the rule was loaded.
+    fn eval_single_key(&mut self, rule: &Rule, (t, key): (&Target, &str)) -> bool {
+        let found = self.vars.get(t.var, key);
+        let value = match (found, t.count) {
+            (Some(v), false) => v.clone(),
             (None, false) => return false,
-            (Some(_), true) => b"1",
-            (None, true) => b"0",
+            (Some(_), true) => Bytes::from_static(b"1"),
+            (None, true) => Bytes::from_static(b"0"),
         };
         let mut caps = rule.capture.then(Captures::new);
-        if rule.operator.test(value, &*self, caps.as_mut()) == rule.operator.negated {
+        if rule.operator.test(&value, &*self, caps.as_mut()) == rule.operator.negated {
             return false;
         }
         // A count is named after the collection alone, as the general
         // path names it.
-        let name_key: &[u8] = if count { b"" } else { key.as_bytes() };
-        let hit = Hit {
-            name: super::collect::value_name(var, name_key),
-            value: value.to_vec(),
-            caps,
+        let name = match (&t.key_name, t.count) {
+            (Some(name), false) => name.clone(),
+            _ => super::collect::value_name(t.var, b""),
         };
-        self.apply_hit(rule, hit);
+        self.apply_hit(rule, Hit { name, value, caps });
         true
     }
 
@@ -376,7 +375,7 @@ impl<'r> Transaction<'r> {
     }
 
     fn apply_hit(&mut self, rule: &Rule, hit: Hit) {
-        self.matched_vars.push((hit.name, Bytes::from(hit.value)));
+        self.matched_vars.push((hit.name, hit.value));
         self.matched_var_is_last = true;
         if let Some(caps) = hit.caps.filter(|c| !c.is_empty()) {
             const KEYS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
@@ -437,7 +436,7 @@ impl<'r> Transaction<'r> {
 pub(crate) struct Hit {
     name: Bytes,
     /// After transformations.
-    value: Vec<u8>,
+    value: Bytes,
     caps: Option<Captures>,
 }
 
@@ -457,7 +456,7 @@ fn test_value(
         if rule.operator.test(v, tx, caps.as_mut()) != rule.operator.negated {
             hits.push(Hit {
                 name: super::collect::value_name(var, key),
-                value: v.to_vec(),
+                value: Bytes::copy_from_slice(v),
                 caps,
             });
             true
