@@ -194,25 +194,104 @@ async fn certificates_are_reloaded_when_their_files_change() {
     );
 
     let (cert, key) = s.ca.issue(&["b.test"]);
-    // Replace key and certificate the way deployment tools do: new files
-    // renamed into place.
-    let dir = s.gw.dir();
-    std::fs::write(dir.join("b.key.new"), &key).unwrap();
-    std::fs::write(dir.join("b.pem.new"), &cert).unwrap();
-    std::fs::rename(dir.join("b.key.new"), dir.join("b.key")).unwrap();
-    std::fs::rename(dir.join("b.pem.new"), dir.join("b.pem")).unwrap();
+    replace_certificate(s.gw.dir(), "b", &cert, &key);
     let new = der(&cert);
-    let mut seen = None;
+    assert!(
+        served_eventually(config, addr, "b.test", &new).await,
+        "the new certificate was not served"
+    );
+    assert!(s.gw.stderr_contains("certificates reloaded"));
+}
+
+/// Swaps a certificate and its key the way deployment tools do: new files
+/// renamed into place.
+fn replace_certificate(dir: &std::path::Path, name: &str, cert: &str, key: &str) {
+    std::fs::write(dir.join(format!("{name}.key.new")), key).unwrap();
+    std::fs::write(dir.join(format!("{name}.pem.new")), cert).unwrap();
+    std::fs::rename(
+        dir.join(format!("{name}.key.new")),
+        dir.join(format!("{name}.key")),
+    )
+    .unwrap();
+    std::fs::rename(
+        dir.join(format!("{name}.pem.new")),
+        dir.join(format!("{name}.pem")),
+    )
+    .unwrap();
+}
+
+/// Handshakes until `addr` serves `want` for `sni`, for up to ten seconds.
+async fn served_eventually(
+    config: Arc<rustls::ClientConfig>,
+    addr: SocketAddr,
+    sni: &str,
+    want: &CertificateDer<'static>,
+) -> bool {
     for _ in 0..100 {
-        let leaf = handshake(config.clone(), addr, "b.test").await.unwrap().0;
-        if leaf == new {
-            seen = Some(leaf);
-            break;
+        if handshake(config.clone(), addr, sni).await.unwrap().0 == *want {
+            return true;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(seen, Some(new), "the new certificate was not served");
-    assert!(s.gw.stderr_contains("certificates reloaded"));
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_listeners_certificate_is_reloaded_too() {
+    let up = FakeUpstream::start("api").await;
+    let ca = TestCa::new();
+    let (cert, key) = ca.issue(&["admin.test"]);
+    let config = format!(
+        r#"
+version: 1
+admin:
+  address: "127.0.0.1:0"
+  tls:
+    certificates: [{{ cert: admin.pem, key: admin.key }}]
+listeners: [{{ name: main, address: "127.0.0.1:0" }}]
+upstreams: [{{ name: api, targets: ["{}"] }}]
+defaults:
+  authenticate:
+    anonymous: true
+routes:
+  - id: all
+    match: {{ path_prefix: / }}
+    upstream: api
+"#,
+        up.addr
+    );
+    let gw = GatewayProcess::start(
+        bin(),
+        &config,
+        &[
+            ("admin.pem", cert.as_bytes()),
+            ("admin.key", key.as_bytes()),
+        ],
+    );
+    let admin: SocketAddr = gw
+        .admin_url("/")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let client = ca.client_config(&[&rustls::version::TLS13], &[b"http/1.1"]);
+    let old = der(&cert);
+    assert_eq!(
+        handshake(client.clone(), admin, "admin.test")
+            .await
+            .unwrap()
+            .0,
+        old
+    );
+
+    let (cert, key) = ca.issue(&["admin.test"]);
+    replace_certificate(gw.dir(), "admin", &cert, &key);
+    let new = der(&cert);
+    assert!(
+        served_eventually(client, admin, "admin.test", &new).await,
+        "the admin listener still serves its old certificate"
+    );
+    assert!(gw.stderr_contains("certificates reloaded"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -37,6 +37,8 @@ pub struct Gateway {
     listeners: tokio::sync::Mutex<Vec<RunningListener>>,
     addresses: Mutex<Vec<(Arc<str>, SocketAddr)>>,
     admin: Option<(SocketAddr, watch::Sender<bool>)>,
+    /// The admin listener's certificates, watched like a listener's.
+    pub(crate) admin_tls: Option<Arc<crate::tls::TlsRuntime>>,
     pub(crate) source: Option<PathBuf>,
 }
 
@@ -73,12 +75,11 @@ impl Gateway {
             None => None,
         };
         let admin_tls = match &generation.config.admin_tls {
-            Some(t) => Some(
-                crate::tls::TlsRuntime::new(t)
-                    .map_err(|e| StartError::Build(format!("admin listener TLS: {e}")))?
-                    .acceptor
-                    .clone(),
-            ),
+            Some(t) => {
+                Some(Arc::new(crate::tls::TlsRuntime::new(t).map_err(|e| {
+                    StartError::Build(format!("admin listener TLS: {e}"))
+                })?))
+            }
             None => None,
         };
         let shared = Arc::new(Shared::new(registry, sink, generation));
@@ -103,7 +104,8 @@ impl Gateway {
                     source,
                 })?;
                 let (tx, rx) = watch::channel(false);
-                tokio::spawn(crate::admin::serve(socket, shared.clone(), admin_tls, rx));
+                let acceptor = admin_tls.as_ref().map(|t| t.acceptor.clone());
+                tokio::spawn(crate::admin::serve(socket, shared.clone(), acceptor, rx));
                 tracing::info!(listener = "admin", address = %local, "admin listener started");
                 Some((local, tx))
             }
@@ -115,6 +117,7 @@ impl Gateway {
             listeners: tokio::sync::Mutex::new(running),
             addresses: Mutex::new(addresses),
             admin,
+            admin_tls,
             source,
         }))
     }

@@ -1,5 +1,6 @@
-//! Watching files: the configuration file (reload on change) and each TLS
-//! listener's certificate and key files (swap certificates on change).
+//! Watching files: the configuration file (reload on change) and the
+//! certificate and key files of each TLS listener and of the admin
+//! listener (swap certificates on change).
 //!
 //! Files are polled once a second by metadata (see [`Fingerprint`]) rather
 //! than through inotify: polling also sees a Kubernetes ConfigMap's symlink
@@ -30,8 +31,11 @@ pub fn spawn(gateway: &Arc<Gateway>, interval: Duration, config_read_as: Option<
                 }
             }
             let generation = gw.shared.current.load_full();
-            for (name, l) in &generation.listeners {
-                let Some(tls) = &l.tls else { continue };
+            let listeners = generation
+                .listeners
+                .iter()
+                .filter_map(|(name, l)| Some((&**name, l.tls.as_deref()?)));
+            for (name, tls) in listeners.chain(gw.admin_tls.as_deref().map(|t| ("admin", t))) {
                 if tls.changed_on_disk() {
                     match tls.reload() {
                         Ok(()) => tracing::info!(listener = %name, "certificates reloaded"),
