@@ -192,12 +192,7 @@ routes:
             ("ca.pem", ca.pem().as_bytes()),
         ],
     );
-    let admin: std::net::SocketAddr = gw
-        .admin_url("/")
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .parse()
-        .unwrap();
+    let admin = gw.admin_addr();
     let url = format!("https://admin.test:{}/v1/consumers", admin.port());
     let with_cert = ca.reqwest_with_identity(
         &["admin.test"],

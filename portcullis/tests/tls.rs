@@ -268,12 +268,7 @@ routes:
             ("admin.key", key.as_bytes()),
         ],
     );
-    let admin: SocketAddr = gw
-        .admin_url("/")
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .parse()
-        .unwrap();
+    let admin = gw.admin_addr();
     let client = ca.client_config(&[&rustls::version::TLS13], &[b"http/1.1"]);
     let old = der(&cert);
     assert_eq!(

@@ -141,8 +141,12 @@ impl GatewayProcess {
         format!("http://{}{path}", self.addr(listener))
     }
 
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin.expect("no admin listener")
+    }
+
     pub fn admin_url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.admin.expect("no admin listener"))
+        format!("http://{}{path}", self.admin_addr())
     }
 
     /// The admin listener's Prometheus page.
