@@ -139,6 +139,9 @@ pub struct SetVar {
     pub collection: Var,
     pub name: Macro,
     pub op: SetOp,
+    /// For a TX key named in the rule text, its number in the rule set's
+    /// `TxNames` (given when the rule set is built).
+    pub slot: Option<u32>,
 }
 
 /// Actions that change transaction state when the rule matches, in the
@@ -433,6 +436,7 @@ pub fn parse_setvar(text: &str) -> Result<SetVar, String> {
         collection,
         name,
         op,
+        slot: None,
     })
 }
 

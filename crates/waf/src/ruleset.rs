@@ -11,6 +11,7 @@ use crate::operators::Operator;
 use crate::prefilter::{ChainTrie, Chains, Prefilter};
 use crate::rule::{Defaults, Disruptive, EngineMode, Rule, in_ranges, parse_id_ranges};
 use crate::seclang::{Line, lines, split_actions};
+use crate::tx::TxNames;
 use crate::union::{Members, Union};
 use crate::variables::parse_targets;
 
@@ -76,6 +77,8 @@ pub struct RuleSet {
     pub(crate) union: Option<Union>,
     /// The rules' transformation chains (`Rule::chain_id` is a node).
     pub(crate) chains: ChainTrie,
+    /// The TX keys the rules name, numbered (see `tx::vars`).
+    pub(crate) tx_names: Arc<TxNames>,
     pub settings: Settings,
     rules: usize,
 }
@@ -557,11 +560,13 @@ impl Builder {
         let mut rules = 0;
         let mut chains = Chains::default();
         let mut members = Members::default();
+        let mut tx_names = TxNames::default();
         for item in self.items {
             match item {
                 Item::Rule(mut r) => {
                     chains.number(&mut r);
                     members.add(&mut r);
+                    tx_names.number(&mut r);
                     rules += 1;
                     let p = usize::from(r.phase.clamp(1, 5) - 1);
                     if let Some(list) = phases.get_mut(p) {
@@ -604,6 +609,7 @@ impl Builder {
             prefilter,
             union: members.build(),
             chains,
+            tx_names: Arc::new(tx_names),
             settings: self.settings,
             rules,
         }

@@ -197,6 +197,9 @@ pub struct Target {
     /// made once here rather than for every match. (Only where the key is
     /// stored as selected, in TX and its kin: a header keeps its own.)
     pub key_name: Option<bytes::Bytes>,
+    /// For one TX key, its number in the rule set's `TxNames` (given
+    /// when the rule set is built).
+    pub slot: Option<u32>,
 }
 
 impl Target {
@@ -260,6 +263,7 @@ pub fn parse_targets(text: &str) -> Result<Targets, String> {
                 selector,
                 count,
                 key_name,
+                slot: None,
             });
         }
     }

@@ -268,3 +268,68 @@ SecRule TX:level "@ge 2" "id:11,phase:1,pass,t:none,chain"
     let (ids, _) = run("/?off=1");
     assert_eq!(ids, vec![1, 2, 3, 4, 5, 8, 11]);
 }
+
+/// A TX key named in the rule text is numbered at load and read and
+/// written by number; a name made at run time by a macro is the same
+/// variable when it spells the same key, and a new one otherwise.
+#[test]
+fn tx_keys_named_in_rules_and_made_by_macros_are_one_variable() {
+    let r = rules(
+        r#"
+SecAction "id:1,phase:1,pass,nolog,setvar:tx.key=score,setvar:tx.score=1"
+SecAction "id:2,phase:1,pass,nolog,setvar:'tx.%{tx.key}=+4',setvar:'tx.other_%{tx.key}=7'"
+SecRule TX:score "@eq 5" "id:3,phase:1,pass,t:none"
+SecRule &TX:/^score$/ "@eq 1" "id:4,phase:1,pass,t:none"
+SecRule TX:/^other_/ "@eq 7" "id:5,phase:1,pass,t:none,setvar:tx.seen=%{MATCHED_VAR_NAME}"
+SecRule TX:SCORE "@streq %{tx.other_score}" "id:6,phase:1,pass,t:none"
+SecAction "id:7,phase:1,pass,nolog,setvar:'!tx.%{tx.key}'"
+SecRule &TX:score "@eq 0" "id:8,phase:1,pass,t:none"
+SecAction "id:9,phase:1,pass,nolog,setvar:tx.score=2,setvar:!tx.score"
+SecRule &TX:/^score$/ "@eq 0" "id:10,phase:1,pass,t:none"
+"#,
+    );
+    let mut tx = r.transaction();
+    tx.request_line(b"GET", b"/", b"HTTP/1.1");
+    tx.process_request(b"");
+    let ids: Vec<u32> = tx.matches().iter().map(|m| m.id).collect();
+    // 6 does not match: 5 is not 7.
+    assert_eq!(ids, vec![1, 2, 3, 4, 5, 7, 8, 9, 10]);
+    assert_eq!(tx.tx("seen"), Some(&b"TX:other_score"[..]));
+    assert_eq!(tx.tx("Other_Score"), Some(&b"7"[..]));
+    assert_eq!(tx.tx("score"), None);
+}
+
+/// Each rule set numbers its own keys: transactions of two rule sets
+/// taking turns on one thread (and so handing each other their tables)
+/// each read their own values.
+#[test]
+fn rule_sets_taking_turns_on_a_thread_keep_their_own_tx_keys() {
+    let a = rules(
+        r#"
+SecAction "id:1,phase:1,pass,nolog,setvar:tx.alpha=a"
+SecRule TX:alpha "@streq a" "id:2,phase:1,pass,t:none"
+SecRule TX:beta "@rx ." "id:3,phase:1,pass,t:none"
+"#,
+    );
+    let b = rules(
+        r#"
+SecRule TX:alpha "@rx ." "id:11,phase:1,pass,t:none"
+SecAction "id:12,phase:1,pass,nolog,setvar:tx.gamma=1,setvar:tx.beta=b"
+SecRule TX:beta "@streq b" "id:13,phase:1,pass,t:none"
+"#,
+    );
+    for _ in 0..3 {
+        assert_eq!(matched(&a, "/", &[]), vec![1, 2]);
+        assert_eq!(matched(&b, "/", &[]), vec![12, 13]);
+    }
+    // A transaction set aside on one rule set and another run on the
+    // other in between.
+    let mut tx = a.transaction();
+    tx.request_line(b"GET", b"/", b"HTTP/1.1");
+    tx.process_request(b"");
+    let waiting = tx.suspend();
+    assert_eq!(matched(&b, "/", &[]), vec![12, 13]);
+    let tx = a.resume(waiting);
+    assert_eq!(tx.tx("alpha"), Some(&b"a"[..]));
+    assert_eq!(tx.tx("beta"), None);
+}

@@ -7,7 +7,7 @@ use super::cache::Cache;
 use super::{Intervention, Pair, Transaction, Work};
 use crate::macros::Macro;
 use crate::operators::{Captures, Context, atoi};
-use crate::rule::{AllowScope, Disruptive, Effect, EngineMode, Rule, SetOp, in_ranges};
+use crate::rule::{AllowScope, Disruptive, Effect, EngineMode, Rule, SetOp, SetVar, in_ranges};
 use crate::ruleset::Entry;
 use crate::transforms::{Scratch, apply_all};
 use crate::variables::{Selector, Target, Var};
@@ -313,7 +313,10 @@ impl<'r> Transaction<'r> {
     /// actions run on a match. The value is shared, not copied, and the
     /// name was made when the rule was loaded.
     fn eval_single_key(&mut self, rule: &Rule, (t, key): (&Target, &str)) -> bool {
-        let found = self.vars.get(t.var, key);
+        let found = match t.slot {
+            Some(s) => self.vars.get_slot(s),
+            None => self.vars.get(t.var, key),
+        };
         let value = match (found, t.count) {
             (Some(v), false) => v.clone(),
             (None, false) => return false,
@@ -378,52 +381,65 @@ impl<'r> Transaction<'r> {
         self.matched_vars.push((hit.name, hit.value));
         self.matched_var_is_last = true;
         if let Some(caps) = hit.caps.filter(|c| !c.is_empty()) {
-            const KEYS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
-            for (n, key) in KEYS.iter().enumerate() {
-                match caps.get(n) {
-                    Some(c) => self.vars.set(Var::Tx, key, Bytes::copy_from_slice(c)),
-                    None => self.vars.remove(Var::Tx, key),
+            // TX:0 to TX:9 are always slots 0 to 9.
+            for n in 0..10u32 {
+                match caps.get(n as usize) {
+                    Some(c) => self.vars.set_slot(n, Bytes::copy_from_slice(c)),
+                    None => self.vars.remove_slot(n),
                 }
             }
         }
         self.run_effects(rule);
     }
 
+    /// Runs a `setvar`. A TX key named in the rule text has a number
+    /// (given at load), so no name is made or hashed for it.
+    fn set_var(&mut self, s: &SetVar) {
+        enum Key<'a> {
+            Slot(u32),
+            Name(std::borrow::Cow<'a, str>),
+        }
+        let key = match (s.slot, s.name.literal().map(std::str::from_utf8)) {
+            (Some(n), _) => Key::Slot(n),
+            // Names are lower-cased when the rule is loaded; only names
+            // built from macros need work here.
+            (None, Some(Ok(n))) => Key::Name(n.into()),
+            (None, _) => Key::Name(
+                String::from_utf8_lossy(&self.expand(&s.name))
+                    .to_ascii_lowercase()
+                    .into(),
+            ),
+        };
+        let value = match &s.op {
+            SetOp::Delete => None,
+            SetOp::Set(v) => Some(v.expand_bytes(|var, key, out| self.lookup(var, key, out))),
+            SetOp::Add(v) | SetOp::Sub(v) => {
+                let delta = atoi(&self.expand(v));
+                let now = match &key {
+                    Key::Slot(n) => self.vars.get_slot(*n),
+                    Key::Name(n) => self.vars.get(s.collection, n),
+                };
+                let now = now.map_or(0, |b| atoi(b));
+                let next = if matches!(s.op, SetOp::Add(_)) {
+                    now.saturating_add(delta)
+                } else {
+                    now.saturating_sub(delta)
+                };
+                Some(Bytes::from(next.to_string().into_bytes()))
+            }
+        };
+        match (key, value) {
+            (Key::Slot(n), Some(v)) => self.vars.set_slot(n, v),
+            (Key::Slot(n), None) => self.vars.remove_slot(n),
+            (Key::Name(n), Some(v)) => self.vars.set(s.collection, &n, v),
+            (Key::Name(n), None) => self.vars.remove(s.collection, &n),
+        }
+    }
+
     fn run_effects(&mut self, rule: &Rule) {
         for e in &rule.effects {
             match e {
-                Effect::SetVar(s) => {
-                    // Names are lower-cased when the rule is loaded; only
-                    // names built from macros need work here.
-                    let name: std::borrow::Cow<'_, str> =
-                        match s.name.literal().map(std::str::from_utf8) {
-                            Some(Ok(n)) => n.into(),
-                            _ => String::from_utf8_lossy(&self.expand(&s.name))
-                                .to_ascii_lowercase()
-                                .into(),
-                        };
-                    match &s.op {
-                        SetOp::Delete => self.vars.remove(s.collection, &name),
-                        SetOp::Set(v) => {
-                            let v = v.expand_bytes(|var, key, out| self.lookup(var, key, out));
-                            self.vars.set(s.collection, &name, v);
-                        }
-                        SetOp::Add(v) | SetOp::Sub(v) => {
-                            let delta = atoi(&self.expand(v));
-                            let now = self.vars.get(s.collection, &name).map_or(0, |b| atoi(b));
-                            let next = if matches!(s.op, SetOp::Add(_)) {
-                                now.saturating_add(delta)
-                            } else {
-                                now.saturating_sub(delta)
-                            };
-                            self.vars.set(
-                                s.collection,
-                                &name,
-                                Bytes::from(next.to_string().into_bytes()),
-                            );
-                        }
-                    }
-                }
+                Effect::SetVar(s) => self.set_var(s),
                 Effect::Ctl(c) => self.apply_ctl(c),
                 Effect::Collection => {}
             }

@@ -8,6 +8,8 @@ mod eval;
 mod request;
 mod vars;
 
+pub(crate) use vars::TxNames;
+
 use std::collections::HashMap;
 use std::net::IpAddr;
 
@@ -204,6 +206,7 @@ impl RuleSet {
         let mut tx = self.transaction();
         tx.data = s.data;
         tx.vars = s.vars;
+        tx.vars.bind(&self.tx_names);
         tx.overrides = s.overrides;
         tx.matches = s.matches;
         tx.interruption = s.interruption;
@@ -219,10 +222,12 @@ impl RuleSet {
             .ok()
             .flatten()
             .unwrap_or_default();
+        let mut vars = spare.vars;
+        vars.bind(&self.tx_names);
         Transaction {
             rules: self,
             data: Data::default(),
-            vars: spare.vars,
+            vars,
             overrides: Overrides::default(),
             matched_var: None,
             matched_var_is_last: false,

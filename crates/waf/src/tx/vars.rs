@@ -1,19 +1,108 @@
 //! The writable collections: TX, and IP, GLOBAL, SESSION, USER and
 //! RESOURCE (kept for the transaction only). Keys are stored in lower
 //! case, so lookups with a lower-case key need no allocation.
+//!
+//! A request runs some 110 rules that read one TX key and some 50
+//! `setvar`s that write one, nearly all named in the rule text. Those
+//! names are numbered when the rule set is loaded ([`TxNames`]) and their
+//! values kept in slots: a rule that carries its key's number reads and
+//! writes without hashing the name, and no name is allocated per request.
+//! Names made at run time (from macros) go to a table as before.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use foldhash::fast::RandomState;
 
-use crate::variables::Var;
+use crate::rule::{Effect, Rule};
+use crate::variables::{Selector, Var};
 
 type Map = HashMap<Box<str>, Bytes, RandomState>;
+
+/// The TX keys a rule set names, numbered. The capture keys `0` to `9`
+/// are always slots 0 to 9.
+#[derive(Debug)]
+pub struct TxNames {
+    index: HashMap<Box<str>, u32, RandomState>,
+    names: Vec<Box<str>>,
+}
+
+impl Default for TxNames {
+    fn default() -> Self {
+        let mut names = TxNames {
+            index: HashMap::default(),
+            names: Vec::new(),
+        };
+        for n in 0..10u8 {
+            names.intern(&n.to_string());
+        }
+        names
+    }
+}
+
+impl TxNames {
+    /// The number of `name` (lower case), given it if new.
+    pub fn intern(&mut self, name: &str) -> u32 {
+        if let Some(&s) = self.index.get(name) {
+            return s;
+        }
+        let s = u32::try_from(self.names.len()).unwrap_or(u32::MAX);
+        self.index.insert(name.into(), s);
+        self.names.push(name.into());
+        s
+    }
+
+    /// Numbers the TX keys `rule` (and its chain) names in its text: a
+    /// target of one key, and a `setvar` of a name without macros.
+    pub fn number(&mut self, rule: &mut Rule) {
+        for t in &mut rule.targets.include {
+            if let (Var::Tx, Selector::Key(k)) = (t.var, &t.selector) {
+                t.slot = Some(self.intern(k));
+            }
+        }
+        for e in &mut rule.effects {
+            if let Effect::SetVar(s) = e
+                && s.collection == Var::Tx
+                && let Some(Ok(name)) = s.name.literal().map(std::str::from_utf8)
+            {
+                s.slot = Some(self.intern(name));
+            }
+        }
+        if let Some(c) = rule.chain.as_deref_mut() {
+            self.number(c);
+        }
+    }
+
+    fn slot(&self, name: &str) -> Option<u32> {
+        self.index.get(name).copied()
+    }
+
+    fn name(&self, slot: u32) -> &str {
+        self.names.get(slot as usize).map_or("", |n| n)
+    }
+
+    fn len(&self) -> usize {
+        self.names.len()
+    }
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    value: Option<Bytes>,
+    /// Whether the slot is in `Vars::live`.
+    listed: bool,
+}
 
 #[derive(Debug, Default)]
 pub struct Vars {
     maps: [Map; 6],
+    /// The numbering `slots` follows: the rule set's.
+    names: Arc<TxNames>,
+    slots: Vec<Slot>,
+    /// The slots written since the last `clear`, in the order they were
+    /// first written: what TX is enumerated in, and what `clear` visits.
+    live: Vec<u32>,
 }
 
 fn slot(var: Var) -> Option<usize> {
@@ -32,7 +121,42 @@ pub fn is_writable(var: Var) -> bool {
     slot(var).is_some()
 }
 
+/// `key` in lower case, allocating only when it is not.
+fn lower(key: &str) -> std::borrow::Cow<'_, str> {
+    if key.bytes().any(|b| b.is_ascii_uppercase()) {
+        key.to_ascii_lowercase().into()
+    } else {
+        key.into()
+    }
+}
+
 impl Vars {
+    /// Follows the numbering of `names` (a transaction's rule set's).
+    /// Values already held under another numbering are carried over by
+    /// name.
+    pub fn bind(&mut self, names: &Arc<TxNames>) {
+        if Arc::ptr_eq(&self.names, names) && self.slots.len() == names.len() {
+            return;
+        }
+        let held: Vec<(Box<str>, Bytes)> = self
+            .live
+            .iter()
+            .filter_map(|&s| {
+                let v = self.slots.get(s as usize)?.value.clone()?;
+                Some((self.names.name(s).into(), v))
+            })
+            .collect();
+        self.live.clear();
+        self.slots.clear();
+        self.slots.resize_with(names.len(), Slot::default);
+        self.names = names.clone();
+        // Names the new numbering has move from the table to slots.
+        let table: Vec<(Box<str>, Bytes)> = self.maps[0].drain().collect();
+        for (k, v) in held.into_iter().chain(table) {
+            self.set(Var::Tx, &k, v);
+        }
+    }
+
     fn map(&self, var: Var) -> Option<&Map> {
         self.maps.get(slot(var)?)
     }
@@ -46,20 +170,36 @@ impl Vars {
         for m in &mut self.maps {
             m.clear();
         }
+        for s in self.live.drain(..) {
+            if let Some(slot) = self.slots.get_mut(s as usize) {
+                *slot = Slot::default();
+            }
+        }
     }
 
     /// `key` must already be in lower case.
     pub fn get(&self, var: Var, key: &str) -> Option<&Bytes> {
+        if var == Var::Tx
+            && let Some(s) = self.names.slot(key)
+        {
+            return self.get_slot(s);
+        }
         self.map(var)?.get(key)
     }
 
+    /// The value of TX key number `s` of the bound numbering.
+    pub fn get_slot(&self, s: u32) -> Option<&Bytes> {
+        self.slots.get(s as usize)?.value.as_ref()
+    }
+
     pub fn set(&mut self, var: Var, key: &str, value: Bytes) {
+        let key = lower(key);
+        if var == Var::Tx
+            && let Some(s) = self.names.slot(&key)
+        {
+            return self.set_slot(s, value);
+        }
         if let Some(m) = self.map_mut(var) {
-            let key: std::borrow::Cow<'_, str> = if key.bytes().any(|b| b.is_ascii_uppercase()) {
-                key.to_ascii_lowercase().into()
-            } else {
-                key.into()
-            };
             match m.get_mut(&*key) {
                 Some(slot) => *slot = value,
                 None => {
@@ -69,19 +209,40 @@ impl Vars {
         }
     }
 
-    pub fn remove(&mut self, var: Var, key: &str) {
-        if let Some(m) = self.map_mut(var) {
-            if key.bytes().any(|b| b.is_ascii_uppercase()) {
-                m.remove(key.to_ascii_lowercase().as_str());
-            } else {
-                m.remove(key);
+    pub fn set_slot(&mut self, s: u32, value: Bytes) {
+        if let Some(slot) = self.slots.get_mut(s as usize) {
+            slot.value = Some(value);
+            if !std::mem::replace(&mut slot.listed, true) {
+                self.live.push(s);
             }
         }
     }
 
+    pub fn remove(&mut self, var: Var, key: &str) {
+        let key = lower(key);
+        if var == Var::Tx
+            && let Some(s) = self.names.slot(&key)
+        {
+            return self.remove_slot(s);
+        }
+        if let Some(m) = self.map_mut(var) {
+            m.remove(&*key);
+        }
+    }
+
+    pub fn remove_slot(&mut self, s: u32) {
+        if let Some(slot) = self.slots.get_mut(s as usize) {
+            slot.value = None;
+        }
+    }
+
     pub fn iter(&self, var: Var) -> impl Iterator<Item = (&str, &Bytes)> {
-        self.map(var)
+        let slots = (var == Var::Tx).then_some(&self.live).into_iter().flatten();
+        let slots = slots.filter_map(|&s| Some((self.names.name(s), self.get_slot(s)?)));
+        let table = self
+            .map(var)
             .into_iter()
-            .flat_map(|m| m.iter().map(|(k, v)| (&**k, v)))
+            .flat_map(|m| m.iter().map(|(k, v)| (&**k, v)));
+        slots.chain(table)
     }
 }
