@@ -262,17 +262,22 @@ pub async fn serve(
         };
         c.expect_continue = head.expect_continue && c.body != BodyState::Done;
         c.continue_sent = 0;
-        let req = Request::from_parts(parts, ClientBody::H1(RequestBody::new(&mut c)));
-        // Boxed so that an idle connection's task stays small.
-        let resp = Box::pin(service::handle(req, conn, shared)).await;
-
-        c.skip_buffered_body();
-        if !stopping && *stop_check.borrow() {
-            stopping = true;
-        }
-        let close =
-            !head.keep_alive || stopping || c.body != BodyState::Done || asks_to_close(&resp);
-        let (whole, completed_at) = write_response(&mut c, resp, meta, close).await;
+        // The request's handling and its response's writing are boxed
+        // together (one allocation): an idle connection's task then holds
+        // only what waits for the next head.
+        let (whole, completed_at, close) = Box::pin(async {
+            let req = Request::from_parts(parts, ClientBody::H1(RequestBody::new(&mut c)));
+            let resp = service::handle(req, conn, shared).await;
+            c.skip_buffered_body();
+            if !stopping && *stop_check.borrow() {
+                stopping = true;
+            }
+            let close =
+                !head.keep_alive || stopping || c.body != BodyState::Done || asks_to_close(&resp);
+            let (whole, completed_at) = write_response(&mut c, resp, meta, close).await;
+            (whole, completed_at, close)
+        })
+        .await;
         if !whole || close {
             c.close().await;
             return None;
