@@ -98,6 +98,31 @@ SecRule ARGS|REQUEST_HEADERS "@rx sleep" "id:3,phase:2,pass,t:none"
     assert_eq!(matched(&r, "/?q=a", &[("X-A", "b")]), Vec::<u32>::new());
 }
 
+/// A rule with several variables looks only through those whose values
+/// hold one of its literals (after its own chain): each variable must
+/// still be found when it alone holds one.
+#[test]
+fn each_variable_of_a_rule_is_ruled_in_on_its_own() {
+    let r = rules(
+        r#"
+SecRule REQUEST_HEADERS|ARGS_NAMES|ARGS "@rx select" "id:1,phase:2,pass,t:none,t:urlDecode"
+SecRule ARGS_NAMES|ARGS "@rx union" "id:2,phase:2,pass,t:none"
+SecRule ARGS|ARGS_NAMES "@rx union" "id:3,phase:2,pass,t:none,t:lowercase"
+"#,
+    );
+    let none = Vec::<u32>::new();
+    assert_eq!(matched(&r, "/?a=1&b=2", &[("X-A", "b")]), none);
+    assert_eq!(matched(&r, "/?select=1&b=2", &[]), vec![1]);
+    assert_eq!(matched(&r, "/?a=1&b=select", &[]), vec![1]);
+    assert_eq!(matched(&r, "/?a=1", &[("X-A", "select")]), vec![1]);
+    // Only the rule's own chain reveals it (encoded twice in a name).
+    assert_eq!(matched(&r, "/?%2573elect=1", &[]), vec![1]);
+    assert_eq!(matched(&r, "/?UNION=x&b=2", &[]), vec![3]);
+    assert_eq!(matched(&r, "/?a=x&b=UNION", &[]), vec![3]);
+    assert_eq!(matched(&r, "/?a=union&b=2", &[]), vec![2, 3]);
+    assert_eq!(matched(&r, "/?union=a&b=2", &[]), vec![2, 3]);
+}
+
 /// Counts are made on the spot, each in a new buffer that may sit where
 /// the last one did: a transformed count must never be taken for another.
 #[test]

@@ -403,6 +403,16 @@ impl Cache {
         start
     }
 
+    /// Whether the rule in `slot` may match some value of the variable
+    /// key `id`: false only when that key's bits are worked out for the
+    /// phase and lack the slot.
+    pub fn var_may_match(&self, id: u32, slot: u32, words: usize) -> bool {
+        match self.var_bits.get(id as usize) {
+            Some(&start) if start != NONE => self.is_set(start as usize, words, slot),
+            _ => true,
+        }
+    }
+
     /// Where the bits of rule group `group` start, once worked out.
     pub fn group_bits(&self, group: u32) -> Option<usize> {
         self.groups

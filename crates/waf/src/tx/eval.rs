@@ -260,7 +260,18 @@ impl<'r> Transaction<'r> {
             {
                 let mut work = self.work.borrow_mut();
                 let Work { scratch, cache } = &mut *work;
-                for t in &rule.targets.include {
+                // The prefilter's verdict per variable (worked out by
+                // `filtered_out`): a variable none of whose values holds
+                // one of the rule's literals is not enumerated.
+                let keyed = rule.var_keys.len() == rule.targets.include.len();
+                let filter = rule.slot.zip(self.rules.prefilter.as_ref());
+                for (i, t) in rule.targets.include.iter().enumerate() {
+                    if let (true, Some((slot, f)), Some(&id)) =
+                        (keyed, filter, rule.var_keys.get(i))
+                        && !cache.var_may_match(id, slot, f.words)
+                    {
+                        continue;
+                    }
                     // A count is made on the spot: it does not stay in place.
                     let cacheable = !t.count;
                     self.values(rule, head, t, &mut |var, key, value| {
