@@ -31,6 +31,10 @@ pub struct Cache {
     forms: Vec<Form>,
     arena: Vec<u8>,
     bits: Vec<u64>,
+    /// Where an empty bit set starts, once a form has no literal at all
+    /// (most clean ones): such forms share it, and add nothing to a
+    /// variable's bits.
+    empty: Option<usize>,
     /// Per variable key (`prefilter::VarKey`, numbered by the rule set):
     /// where the union of the bits of all its values' forms starts, or
     /// `NONE`.
@@ -99,6 +103,7 @@ impl Cache {
         self.forms.clear();
         self.arena.clear();
         self.bits.clear();
+        self.empty = None;
         self.var_bits.clear();
         self.var_rows.clear();
         self.row_list.clear();
@@ -327,10 +332,23 @@ impl Cache {
                 None => value,
                 Some((s, len)) => self.arena.get(s..s + len).unwrap_or(value),
             };
+            let mut found = false;
             if let Some(bits) = self.bits.get_mut(start..) {
                 filter.scan(scanned, bits);
+                found = bits.iter().any(|&w| w != 0);
             }
-            start
+            match self.empty {
+                Some(empty) if !found => {
+                    self.bits.truncate(start);
+                    empty
+                }
+                _ => {
+                    if !found {
+                        self.empty = Some(start);
+                    }
+                    start
+                }
+            }
         };
         if let Some(form) = self.forms.get_mut(f) {
             form.bits = Some(start);
@@ -388,6 +406,7 @@ impl Cache {
             for &f in &forms {
                 // A form that cannot be scanned lets every rule by.
                 match self.scan(f, v, filter) {
+                    Some(from) if Some(from) == self.empty => {}
                     Some(from) => self.or_bits(start, from, filter.words),
                     None => self.fill_bits(start, filter.words),
                 }
