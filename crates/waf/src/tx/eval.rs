@@ -410,16 +410,18 @@ impl<'r> Transaction<'r> {
             Slot(u32),
             Name(std::borrow::Cow<'a, str>),
         }
-        let key = match (s.slot, s.name.literal().map(std::str::from_utf8)) {
-            (Some(n), _) => Key::Slot(n),
+        let key = match s.slot {
+            Some(n) => Key::Slot(n),
             // Names are lower-cased when the rule is loaded; only names
             // built from macros need work here.
-            (None, Some(Ok(n))) => Key::Name(n.into()),
-            (None, _) => Key::Name(
-                String::from_utf8_lossy(&self.expand(&s.name))
-                    .to_ascii_lowercase()
-                    .into(),
-            ),
+            None => match s.name.literal().map(std::str::from_utf8) {
+                Some(Ok(n)) => Key::Name(n.into()),
+                _ => Key::Name(
+                    String::from_utf8_lossy(&self.expand(&s.name))
+                        .to_ascii_lowercase()
+                        .into(),
+                ),
+            },
         };
         let value = match &s.op {
             SetOp::Delete => None,
