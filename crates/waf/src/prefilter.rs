@@ -186,6 +186,9 @@ fn lower_class(c: &ClassBytes) -> ClassBytes {
 pub struct ChainTrie {
     /// Node `i + 1`: its parent and its last transformation.
     steps: Vec<(u32, Transform)>,
+    /// Node `i + 1`: the bits (`Transform::bit`) of every transformation
+    /// of its chain.
+    masks: Vec<u64>,
 }
 
 impl ChainTrie {
@@ -198,6 +201,15 @@ impl ChainTrie {
     pub fn step(&self, node: u32) -> Option<(u32, Transform)> {
         let i = usize::try_from(node.checked_sub(1)?).ok()?;
         self.steps.get(i).copied()
+    }
+
+    /// The bits of the transformations of a node's chain (none for the
+    /// root); every bit for a node that is not there.
+    pub fn mask(&self, node: u32) -> u64 {
+        match node.checked_sub(1) {
+            None => 0,
+            Some(i) => self.masks.get(i as usize).copied().unwrap_or(u64::MAX),
+        }
     }
 }
 
@@ -229,8 +241,13 @@ impl Chains {
     pub fn number(&mut self, rule: &mut Rule) {
         let mut node = 0;
         for &t in &rule.transforms {
-            let steps = &mut self.trie.steps;
+            let ChainTrie { steps, masks } = &mut self.trie;
             node = *self.children.entry((node, t)).or_insert_with(|| {
+                let parent = match node.checked_sub(1) {
+                    None => 0,
+                    Some(i) => masks.get(i as usize).copied().unwrap_or(u64::MAX),
+                };
+                masks.push(parent | t.bit());
                 steps.push((node, t));
                 u32::try_from(steps.len()).unwrap_or(u32::MAX)
             });

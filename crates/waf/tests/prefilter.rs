@@ -13,6 +13,7 @@ use std::path::Path;
 
 use portcullis_waf::operators::Op;
 use portcullis_waf::rule::Rule;
+use portcullis_waf::transforms::{self, Transform};
 use portcullis_waf::{RuleSet, Source, crs};
 
 fn samples() -> Vec<Vec<u8>> {
@@ -103,4 +104,35 @@ fn no_match_is_hidden_by_the_literal_prefilter() {
     // Most expressions have a literal list, and the samples exercise them.
     assert!(filtered > 200, "{filtered} expressions with literals");
     assert!(matched > 10_000, "{matched} matches checked");
+}
+
+/// The cache takes a value's form after a chain to be the value itself
+/// when the value sets off none of the chain's transformations
+/// (`transforms::triggers`). Every sample, and each of its pieces between
+/// spaces, must then come out of every transformation it does not set off
+/// unchanged.
+#[test]
+fn values_that_set_off_no_transformation_come_out_unchanged() {
+    let mut out = Vec::new();
+    let mut checked = 0usize;
+    for s in samples() {
+        let pieces = s.split(|b| *b == b' ').map(<[u8]>::to_vec);
+        for v in std::iter::once(s.clone()).chain(pieces) {
+            let set_off = transforms::triggers(&v);
+            for t in Transform::ALL {
+                if set_off & t.bit() != 0 {
+                    continue;
+                }
+                checked += 1;
+                out.clear();
+                assert!(
+                    !t.apply(&v, &mut out) || out == v,
+                    "{} changed {:?}",
+                    t.name(),
+                    String::from_utf8_lossy(&v)
+                );
+            }
+        }
+    }
+    assert!(checked > 100_000, "only {checked} checks");
 }

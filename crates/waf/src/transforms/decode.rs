@@ -273,7 +273,7 @@ pub fn css_decode(s: &[u8], out: &mut Vec<u8>) -> bool {
 }
 
 /// C's `isspace` in the C locale.
-pub fn is_space(b: u8) -> bool {
+pub const fn is_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
 }
 

@@ -16,6 +16,9 @@ macro_rules! transforms {
             /// How many transformations there are.
             pub const COUNT: usize = [$( stringify!($t), )*].len();
 
+            /// Every transformation, in declaration order.
+            pub const ALL: [Transform; Self::COUNT] = [$( Transform::$t, )*];
+
             /// `t:none` is not a transformation but a reset, so it is not here.
             pub fn from_name(name: &str) -> Option<Transform> {
                 $( $( if name.eq_ignore_ascii_case($name) { return Some(Transform::$t); } )+ )*
@@ -64,7 +67,98 @@ transforms! {
     Utf8ToUnicode = "utf8toUnicode";
 }
 
+/// What a value holds that transformations could act on: one bit per
+/// transformation (`Transform::bit`), set when some byte of the value may
+/// set it off, and always set for those that change any value. A
+/// transformation whose bit is clear leaves the value as it is, so a chain
+/// none of whose bits are set leaves it whole (each step sees the value
+/// itself): a clean value's forms are known without running the chain.
+pub fn triggers(value: &[u8]) -> u64 {
+    value.iter().fold(ALWAYS, |m, &b| {
+        m | TRIGGERS.get(usize::from(b)).copied().unwrap_or(u64::MAX)
+    })
+}
+
+/// The transformations that may change a value whatever bytes it holds.
+#[allow(clippy::indexing_slicing)] // `i` stays below COUNT
+const ALWAYS: u64 = {
+    let mut m = 0;
+    let mut i = 0;
+    while i < Transform::COUNT {
+        if Transform::ALL[i].set_off_by(0).is_none() {
+            m |= Transform::ALL[i].bit();
+        }
+        i += 1;
+    }
+    m
+};
+
+/// Per byte, the transformations it may set off.
+#[allow(clippy::indexing_slicing)] // a byte indexes 256 entries; `i` stays below COUNT
+const TRIGGERS: [u64; 256] = {
+    let mut t = [0u64; 256];
+    let mut b = 0;
+    while b < 256 {
+        let mut i = 0;
+        while i < Transform::COUNT {
+            if let Some(true) = Transform::ALL[i].set_off_by(b as u8) {
+                t[b] |= Transform::ALL[i].bit();
+            }
+            i += 1;
+        }
+        b += 1;
+    }
+    t
+};
+
 impl Transform {
+    /// This transformation's bit in the masks of `triggers`.
+    pub const fn bit(self) -> u64 {
+        1 << (self as u32)
+    }
+
+    /// Whether byte `b` may set this transformation off: a value holding
+    /// no such byte comes out as it went in. Each is a necessary condition
+    /// of the transformation's own "unchanged" check. `None`: any value may
+    /// change (hashes, encodings, base64 and hex decoding, length).
+    const fn set_off_by(self, b: u8) -> Option<bool> {
+        use Transform as T;
+        Some(match self {
+            T::Base64Decode
+            | T::Base64DecodeExt
+            | T::Base64Encode
+            | T::HexDecode
+            | T::HexEncode
+            | T::Length
+            | T::Md5
+            | T::Sha1
+            | T::UrlEncode => return None,
+            // Dropped, folded or lower-cased bytes, and the spaces that
+            // fold together or before `/` and `(`.
+            T::CmdLine => {
+                matches!(
+                    b,
+                    b'"' | b'\'' | b'\\' | b'^' | b',' | b';' | b' ' | b'\t' | b'\r' | b'\n'
+                ) || b.is_ascii_uppercase()
+            }
+            T::CompressWhitespace | T::RemoveWhitespace => is_space(b) || b == 0xa0,
+            T::CssDecode | T::EscapeSeqDecode | T::JsDecode => b == b'\\',
+            T::HtmlEntityDecode => b == b'&',
+            T::Lowercase => b.is_ascii_uppercase(),
+            T::Uppercase => b.is_ascii_lowercase(),
+            T::NormalizePath => matches!(b, b'/' | b'.'),
+            T::NormalizePathWin => matches!(b, b'/' | b'.' | b'\\'),
+            T::RemoveComments => matches!(b, b'/' | b'<' | b'-' | b'#'),
+            T::RemoveCommentsChar => matches!(b, b'/' | b'*' | b'<' | b'-' | b'#'),
+            T::RemoveNulls | T::ReplaceNulls => b == 0,
+            T::ReplaceComments => b == b'/',
+            T::SqlHexDecode => matches!(b, b'x' | b'X'),
+            T::Trim | T::TrimLeft | T::TrimRight => is_space(b),
+            T::UrlDecode | T::UrlDecodeUni => matches!(b, b'%' | b'+'),
+            T::Utf8ToUnicode => b >= 0x80,
+        })
+    }
+
     /// Writes the transformed value to `out` (empty on entry) and returns
     /// true, or returns false when the value would come out unchanged.
     pub fn apply(self, s: &[u8], out: &mut Vec<u8>) -> bool {
@@ -208,6 +302,107 @@ mod tests {
             apply_all(&[Transform::Lowercase], b"abc", &mut scratch),
             b"abc"
         );
+    }
+
+    /// A value holding none of a transformation's trigger bytes must come
+    /// out unchanged: values are built from pieces that set one
+    /// transformation or another off, and random bytes, and each is run
+    /// through every transformation it does not set off.
+    #[test]
+    fn a_value_without_a_transformations_triggers_comes_out_unchanged() {
+        const PIECES: &[&[u8]] = &[
+            b"%41",
+            b"%u0041",
+            b"%uff21",
+            b"+",
+            b"&amp;",
+            b"&#x41;",
+            b"&#65",
+            b"&lt",
+            b"\\x41",
+            b"\\u0041",
+            b"\\101",
+            b"\\n",
+            b"\\",
+            b"/*",
+            b"*/",
+            b"<!--",
+            b"-->",
+            b"--",
+            b"#",
+            b"/",
+            b"//",
+            b".",
+            b"..",
+            b"/./",
+            b"/../",
+            b"0x41",
+            b"0X4a",
+            b" ",
+            b"  ",
+            b"\t",
+            b"\r\n",
+            b"\x0b",
+            b"\xa0",
+            b"\0",
+            b"A",
+            b"a",
+            b"\"",
+            b"'",
+            b"^",
+            b",",
+            b";",
+            b"(",
+            b"\xc3\xa9",
+            b"\xff",
+            b"x",
+            b"=",
+            b"abc",
+            b"Z9",
+            b"QUJD",
+            b"4142",
+        ];
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut out = Vec::new();
+        for t in Transform::ALL {
+            if t.set_off_by(0).is_none() {
+                assert_ne!(triggers(b"") & t.bit(), 0, "{}", t.name());
+                continue;
+            }
+            let mut checked = 0;
+            for _ in 0..20_000 {
+                let mut v = Vec::new();
+                for _ in 0..next() % 7 {
+                    let r = next();
+                    match PIECES.get((r >> 8) as usize % (PIECES.len() + 8)) {
+                        Some(p) => v.extend_from_slice(p),
+                        None => v.push((r >> 24) as u8),
+                    }
+                }
+                if triggers(&v) & t.bit() != 0 {
+                    continue;
+                }
+                checked += 1;
+                out.clear();
+                assert!(
+                    !t.apply(&v, &mut out) || out == v,
+                    "{} changed {:?}",
+                    t.name(),
+                    String::from_utf8_lossy(&v)
+                );
+            }
+            assert!(checked > 500, "{}: {checked} values", t.name());
+        }
+        // And a value that holds one is not taken for clean.
+        assert_ne!(triggers(b"a%41") & Transform::UrlDecodeUni.bit(), 0);
+        assert_ne!(triggers(b"..") & Transform::NormalizePath.bit(), 0);
+        assert_eq!(triggers(b"abc") & Transform::Lowercase.bit(), 0);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::prefilter::{self, ChainTrie, Prefilter, VarKey};
-use crate::transforms::{Scratch, Transform};
+use crate::transforms::{self, Scratch, Transform};
 use crate::union::Union;
 use crate::variables::Var;
 
@@ -24,6 +24,9 @@ pub struct Cache {
     width: usize,
     /// Per row and trie node: the form (index into `forms`), or `NONE`.
     slots: Vec<u32>,
+    /// Per row: which transformations its value may set off
+    /// (`transforms::triggers`).
+    triggers: Vec<u64>,
     /// Per row and transformation: the form the transformation makes of
     /// the original value, or `NONE`. Many chains begin differently yet
     /// leave a clean value as it is; this asks each transformation once.
@@ -98,6 +101,7 @@ impl Cache {
 
     pub fn clear(&mut self) {
         self.rows.clear();
+        self.triggers.clear();
         self.slots.clear();
         self.firsts.clear();
         self.forms.clear();
@@ -135,6 +139,7 @@ impl Cache {
         }
         self.firsts
             .resize(self.firsts.len() + Transform::COUNT, NONE);
+        self.triggers.push(transforms::triggers(value));
         self.rows.insert(key, r);
         r
     }
@@ -171,6 +176,14 @@ impl Cache {
             return f as usize;
         }
         let original = self.slots.get(row * self.width).copied().unwrap_or(0) as usize;
+        // A chain none of whose steps the value sets off leaves it whole.
+        let triggers = self.triggers.get(row).copied().unwrap_or(u64::MAX);
+        if triggers & trie.mask(node) == 0 {
+            if let Some(slot) = self.slots.get_mut(at) {
+                *slot = index(original);
+            }
+            return original;
+        }
         let Some((parent, t)) = trie.step(node) else {
             return original;
         };
