@@ -42,9 +42,10 @@ pub struct Cache {
     /// where the union of the bits of all its values' forms starts, or
     /// `NONE`.
     var_bits: Vec<u32>,
-    /// Per variable (and whether XML attributes): where the rows of its
-    /// values are listed in `row_list`, and how many there are.
-    var_rows: HashMap<(Var, bool), (usize, usize), BuildHasherDefault<AddrHasher>>,
+    /// Per variable (and whether XML attributes): its values as they
+    /// come (see `plain`).
+    plain: HashMap<(Var, bool), Plain, BuildHasherDefault<AddrHasher>>,
+    /// The rows of the variables' values, in order (see `Plain::rows`).
     row_list: Vec<u32>,
     /// Per rule group: where its bits start (the union of its variables'),
     /// or `NONE`.
@@ -54,6 +55,19 @@ pub struct Cache {
 }
 
 const NONE: u32 = u32::MAX;
+
+/// A variable's values as they come, in one phase.
+#[derive(Debug, Clone, Copy)]
+struct Plain {
+    /// Where the rows of its values start in `row_list`, and how many.
+    rows: usize,
+    len: usize,
+    /// Where the union of the prefilter bits of the values starts.
+    bits: usize,
+    /// Which transformations some value sets off
+    /// (`transforms::triggers`).
+    triggers: u64,
+}
 
 #[derive(Debug, Clone, Copy)]
 struct Form {
@@ -94,7 +108,7 @@ impl Cache {
     /// goes, as the body adds values to ARGS and its kin.
     pub fn next_phase(&mut self) {
         self.var_bits.clear();
-        self.var_rows.clear();
+        self.plain.clear();
         self.row_list.clear();
         self.groups.clear();
     }
@@ -109,7 +123,7 @@ impl Cache {
         self.bits.clear();
         self.empty = None;
         self.var_bits.clear();
-        self.var_rows.clear();
+        self.plain.clear();
         self.row_list.clear();
         self.groups.clear();
     }
@@ -390,49 +404,83 @@ impl Cache {
         {
             return start as usize;
         }
-        let start = self.new_bits(filter.words);
-        let mut forms = std::mem::take(&mut self.steps_buf);
-        // A variable's values come in the same order every time in a
-        // phase: their rows are found once, then read off a list.
-        let known = self.var_rows.get(&(var, attrs)).copied();
-        let first = self.row_list.len();
-        let mut i = 0;
-        values(&mut |v| {
-            let row = match known {
-                Some((from, n)) if i < n => self.row_list.get(from + i).map(|&r| r as usize),
-                _ => None,
-            };
-            let row = row.unwrap_or_else(|| {
-                let r = self.row(v, trie);
-                if known.is_none() {
-                    self.row_list.push(index(r));
+        let plain = self.plain(var, attrs, trie, filter, values);
+        // No value sets off any step of the chain: every form is the value
+        // itself, and the plain union is the answer.
+        let start = if plain.triggers & trie.mask(node) == 0 {
+            plain.bits
+        } else {
+            let start = self.new_bits(filter.words);
+            let mut forms = std::mem::take(&mut self.steps_buf);
+            // A variable's values come in the same order every time in a
+            // phase: their rows were found by `plain`, and are read off
+            // its list.
+            let mut i = plain.rows;
+            values(&mut |v| {
+                let row = match self.row_list.get(i) {
+                    Some(&r) if i < plain.rows + plain.len => r as usize,
+                    _ => self.row(v, trie),
+                };
+                i += 1;
+                if every_step {
+                    self.steps_in(row, trie, node, v, scratch, &mut forms);
+                } else {
+                    forms.clear();
+                    forms.push(self.form_in(row, trie, node, v, scratch));
                 }
-                r
+                for &f in &forms {
+                    self.add_scan(start, f, v, filter);
+                }
             });
-            i += 1;
-            if every_step {
-                self.steps_in(row, trie, node, v, scratch, &mut forms);
-            } else {
-                forms.clear();
-                forms.push(self.form_in(row, trie, node, v, scratch));
-            }
-            for &f in &forms {
-                // A form that cannot be scanned lets every rule by.
-                match self.scan(f, v, filter) {
-                    Some(from) if Some(from) == self.empty => {}
-                    Some(from) => self.or_bits(start, from, filter.words),
-                    None => self.fill_bits(start, filter.words),
-                }
-            }
-        });
-        self.steps_buf = forms;
-        if known.is_none() {
-            self.var_rows.insert((var, attrs), (first, i));
-        }
+            self.steps_buf = forms;
+            start
+        };
         if let Some(slot) = self.var_bits.get_mut(id as usize) {
             *slot = index(start);
         }
         start
+    }
+
+    /// What a variable's values are as they come, worked out on the
+    /// phase's first look at the variable: their rows, the union of their
+    /// prefilter bits, and of the transformations they set off.
+    fn plain(
+        &mut self,
+        var: Var,
+        attrs: bool,
+        trie: &ChainTrie,
+        filter: &Prefilter,
+        values: &Values<'_>,
+    ) -> Plain {
+        if let Some(&p) = self.plain.get(&(var, attrs)) {
+            return p;
+        }
+        let mut p = Plain {
+            rows: self.row_list.len(),
+            len: 0,
+            bits: self.new_bits(filter.words),
+            triggers: 0,
+        };
+        values(&mut |v| {
+            let row = self.row(v, trie);
+            self.row_list.push(index(row));
+            p.len += 1;
+            p.triggers |= self.triggers.get(row).copied().unwrap_or(u64::MAX);
+            let original = self.slots.get(row * self.width).copied().unwrap_or(0) as usize;
+            self.add_scan(p.bits, original, v, filter);
+        });
+        self.plain.insert((var, attrs), p);
+        p
+    }
+
+    /// Adds the prefilter bits of form `f` of `v` to those at `to`; a
+    /// form that cannot be scanned lets every rule by.
+    fn add_scan(&mut self, to: usize, f: usize, v: &[u8], filter: &Prefilter) {
+        match self.scan(f, v, filter) {
+            Some(from) if Some(from) == self.empty => {}
+            Some(from) => self.or_bits(to, from, filter.words),
+            None => self.fill_bits(to, filter.words),
+        }
     }
 
     /// Whether the rule in `slot` may match some value of the variable
