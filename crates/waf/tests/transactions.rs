@@ -358,3 +358,46 @@ SecRule TX:beta "@streq b" "id:13,phase:1,pass,t:none"
     assert_eq!(tx.tx("alpha"), Some(&b"a"[..]));
     assert_eq!(tx.tx("beta"), None);
 }
+
+/// A rule whose literals occur looks only at the values whose forms hold
+/// them, found by their place among the variable's values: each hit must
+/// name its own value, in order, across the query and the body, with the
+/// rule's selectors and exclusions applied.
+#[test]
+fn values_found_by_place_are_the_right_ones() {
+    let r = rules(
+        r#"
+SecRule ARGS|!ARGS:skip "@rx select" "id:1,phase:2,pass,t:none,t:lowercase,setvar:tx.n=+1"
+SecRule ARGS:/^b/ "@rx select" "id:2,phase:2,pass,t:none,t:lowercase"
+SecRule ARGS_NAMES "@rx union" "id:3,phase:2,pass,t:none,t:lowercase"
+SecRule TX:n "@eq 3" "id:4,phase:2,pass"
+"#,
+    );
+    let mut tx = r.transaction();
+    tx.request_line(
+        b"POST",
+        b"/?a=SELECT&skip=select&b=x+select&d=plain",
+        b"HTTP/1.1",
+    );
+    tx.request_header(b"Content-Type", b"application/x-www-form-urlencoded");
+    tx.process_request(b"c=Select&bb=no&Union=1");
+    let got: Vec<(u32, String, String)> = tx
+        .matches()
+        .iter()
+        .map(|m| {
+            let value = String::from_utf8_lossy(&m.value).into_owned();
+            (m.id, m.var_name.clone(), value)
+        })
+        .collect();
+    let want = [
+        (1, "ARGS:c", "select"),
+        (2, "ARGS:b", "x select"),
+        (3, "ARGS_NAMES:Union", "union"),
+        (4, "TX:n", "3"),
+    ];
+    let want: Vec<(u32, String, String)> = want
+        .iter()
+        .map(|(id, n, v)| (*id, n.to_string(), v.to_string()))
+        .collect();
+    assert_eq!(got, want);
+}

@@ -42,6 +42,11 @@ pub struct Cache {
     /// where the union of the bits of all its values' forms starts, or
     /// `NONE`.
     var_bits: Vec<u32>,
+    /// Per variable key, where its forms are listed in `form_list` and how
+    /// many there are: one per value, in order, after the key's chain
+    /// (none for keys of every step).
+    key_forms: Vec<(u32, u32)>,
+    form_list: Vec<u32>,
     /// Per variable (and whether XML attributes): its values as they
     /// come (see `plain`).
     plain: HashMap<(Var, bool), Plain, BuildHasherDefault<AddrHasher>>,
@@ -59,8 +64,10 @@ const NONE: u32 = u32::MAX;
 /// A variable's values as they come, in one phase.
 #[derive(Debug, Clone, Copy)]
 struct Plain {
-    /// Where the rows of its values start in `row_list`, and how many.
+    /// Where the rows of its values start in `row_list` (and their
+    /// original forms in `form_list`), and how many.
     rows: usize,
+    forms: usize,
     len: usize,
     /// Where the union of the prefilter bits of the values starts.
     bits: usize,
@@ -82,6 +89,9 @@ struct Form {
     bits: Option<usize>,
     /// Which of the union's expressions match this form, once tested.
     union: Option<u128>,
+    /// Which transformations the form may set off
+    /// (`transforms::triggers`).
+    triggers: u64,
 }
 
 /// Calls back with each value of a variable.
@@ -108,6 +118,8 @@ impl Cache {
     /// goes, as the body adds values to ARGS and its kin.
     pub fn next_phase(&mut self) {
         self.var_bits.clear();
+        self.key_forms.clear();
+        self.form_list.clear();
         self.plain.clear();
         self.row_list.clear();
         self.groups.clear();
@@ -123,6 +135,8 @@ impl Cache {
         self.bits.clear();
         self.empty = None;
         self.var_bits.clear();
+        self.key_forms.clear();
+        self.form_list.clear();
         self.plain.clear();
         self.row_list.clear();
         self.groups.clear();
@@ -139,12 +153,14 @@ impl Cache {
         }
         let r = self.rows.len();
         let original = index(self.forms.len());
+        let triggers = transforms::triggers(value);
         self.forms.push(Form {
             span: None,
             original,
             folded: true,
             bits: None,
             union: None,
+            triggers,
         });
         let at = self.slots.len();
         self.slots.resize(at + self.width, NONE);
@@ -153,7 +169,7 @@ impl Cache {
         }
         self.firsts
             .resize(self.firsts.len() + Transform::COUNT, NONE);
-        self.triggers.push(transforms::triggers(value));
+        self.triggers.push(triggers);
         self.rows.insert(key, r);
         r
     }
@@ -233,6 +249,14 @@ impl Cache {
         value: &[u8],
         scratch: &mut Scratch,
     ) -> usize {
+        // A form that does not set `t` off stays as it is.
+        if self
+            .forms
+            .get(from)
+            .is_some_and(|f| f.triggers & t.bit() == 0)
+        {
+            return from;
+        }
         let out = scratch.buf();
         if !t.apply(self.value(from, value), out) {
             return from;
@@ -245,6 +269,7 @@ impl Cache {
             folded: out.eq_ignore_ascii_case(value),
             bits: None,
             union: None,
+            triggers: transforms::triggers(out),
         });
         self.forms.len() - 1
     }
@@ -398,6 +423,7 @@ impl Cache {
         let (var, attrs, node, every_step) = key;
         if self.var_bits.len() < filter.var_keys {
             self.var_bits.resize(filter.var_keys, NONE);
+            self.key_forms.resize(filter.var_keys, (NONE, 0));
         }
         if let Some(&start) = self.var_bits.get(id as usize)
             && start != NONE
@@ -408,9 +434,11 @@ impl Cache {
         // No value sets off any step of the chain: every form is the value
         // itself, and the plain union is the answer.
         let start = if plain.triggers & trie.mask(node) == 0 {
+            self.set_key_forms(id, plain.forms, plain.len);
             plain.bits
         } else {
             let start = self.new_bits(filter.words);
+            let listed = self.form_list.len();
             let mut forms = std::mem::take(&mut self.steps_buf);
             // A variable's values come in the same order every time in a
             // phase: their rows were found by `plain`, and are read off
@@ -431,8 +459,14 @@ impl Cache {
                 for &f in &forms {
                     self.add_scan(start, f, v, filter);
                 }
+                if !every_step && let Some(&f) = forms.first() {
+                    self.form_list.push(index(f));
+                }
             });
             self.steps_buf = forms;
+            if !every_step {
+                self.set_key_forms(id, listed, self.form_list.len() - listed);
+            }
             start
         };
         if let Some(slot) = self.var_bits.get_mut(id as usize) {
@@ -457,6 +491,7 @@ impl Cache {
         }
         let mut p = Plain {
             rows: self.row_list.len(),
+            forms: self.form_list.len(),
             len: 0,
             bits: self.new_bits(filter.words),
             triggers: 0,
@@ -467,10 +502,39 @@ impl Cache {
             p.len += 1;
             p.triggers |= self.triggers.get(row).copied().unwrap_or(u64::MAX);
             let original = self.slots.get(row * self.width).copied().unwrap_or(0) as usize;
+            self.form_list.push(index(original));
             self.add_scan(p.bits, original, v, filter);
         });
         self.plain.insert((var, attrs), p);
         p
+    }
+
+    fn set_key_forms(&mut self, id: u32, start: usize, len: usize) {
+        if let Some(k) = self.key_forms.get_mut(id as usize) {
+            *k = (index(start), index(len));
+        }
+    }
+
+    /// Where the forms of the values of variable key `id` (after its
+    /// chain, one per value in order) are listed, and how many there are,
+    /// once worked out for the phase; see `listed_form`.
+    pub fn key_forms(&self, id: u32) -> Option<(usize, usize)> {
+        let &(start, len) = self.key_forms.get(id as usize)?;
+        (start != NONE).then_some((start as usize, len as usize))
+    }
+
+    /// The form listed at `i` (see `key_forms`).
+    pub fn listed_form(&self, i: usize) -> Option<usize> {
+        self.form_list.get(i).map(|&f| f as usize)
+    }
+
+    /// Whether the rule in `slot` may match form `f`, which has been
+    /// scanned (a form that has not been is never ruled out).
+    pub fn form_may_match(&self, f: usize, filter: &Prefilter, slot: u32) -> bool {
+        match self.forms.get(f).and_then(|form| form.bits) {
+            Some(start) => self.is_set(start, filter.words, slot),
+            None => true,
+        }
     }
 
     /// Adds the prefilter bits of form `f` of `v` to those at `to`; a

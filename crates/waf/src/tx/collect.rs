@@ -35,55 +35,63 @@ fn flag(v: bool) -> Option<Cow<'static, [u8]>> {
 }
 
 impl Transaction<'_> {
+    /// The lists a collection of request data takes its values from, in
+    /// order, and whether it yields their names (each name standing as
+    /// its own value).
+    fn lists(&self, var: Var) -> Option<([&[super::Pair]; 2], bool)> {
+        let d = &self.data;
+        let none: &[super::Pair] = &[];
+        Some(match var {
+            Var::Args => ([&d.args_get, &d.args_post], false),
+            Var::ArgsGet => ([&d.args_get, none], false),
+            Var::ArgsPost => ([&d.args_post, none], false),
+            Var::ArgsNames => ([&d.args_get, &d.args_post], true),
+            Var::ArgsGetNames => ([&d.args_get, none], true),
+            Var::ArgsPostNames => ([&d.args_post, none], true),
+            Var::RequestHeaders => ([&d.request_headers, none], false),
+            Var::RequestHeadersNames => ([&d.request_headers, none], true),
+            Var::RequestCookies => ([&d.cookies, none], false),
+            Var::RequestCookiesNames => ([&d.cookies, none], true),
+            Var::ResponseHeaders => ([&d.response_headers, none], false),
+            Var::ResponseHeadersNames => ([&d.response_headers, none], true),
+            Var::Files => ([&d.files, none], false),
+            Var::FilesNames => ([&d.files, none], true),
+            Var::FilesSizes => ([&d.file_sizes, none], false),
+            Var::MultipartPartHeaders => ([&d.part_headers, none], false),
+            Var::MatchedVars => ([&self.matched_vars, none], false),
+            Var::MatchedVarsNames => ([&self.matched_vars, none], true),
+            _ => return None,
+        })
+    }
+
+    /// XML's values for a selector: attribute values for `//@*`, text
+    /// otherwise; each goes by the selector's own text as its key.
+    fn xml<'s>(&'s self, sel: &'s Selector) -> (&'s [Bytes], &'s str) {
+        let key = match sel {
+            Selector::XPath(x) => x.as_str(),
+            _ => "/*",
+        };
+        let d = &self.data;
+        let list = if key == "//@*" {
+            &d.xml_attrs
+        } else {
+            &d.xml_text
+        };
+        (list, key)
+    }
+
     /// Calls `f` with each (key, value) of a collection the selector may
     /// want; callers still check the key.
     pub(crate) fn each(&self, var: Var, sel: &Selector, f: &mut dyn FnMut(&[u8], &[u8])) {
-        let d = &self.data;
-        let pairs = |list: &[super::Pair], f: &mut dyn FnMut(&[u8], &[u8])| {
-            for (k, v) in list {
-                f(k, v);
+        if let Some((lists, names)) = self.lists(var) {
+            for (k, v) in lists.into_iter().flatten() {
+                f(k, if names { k } else { v });
             }
-        };
-        let names = |list: &[super::Pair], f: &mut dyn FnMut(&[u8], &[u8])| {
-            for (k, _) in list {
-                f(k, k);
-            }
-        };
+            return;
+        }
         match var {
-            Var::Args => {
-                pairs(&d.args_get, f);
-                pairs(&d.args_post, f);
-            }
-            Var::ArgsGet => pairs(&d.args_get, f),
-            Var::ArgsPost => pairs(&d.args_post, f),
-            Var::ArgsNames => {
-                names(&d.args_get, f);
-                names(&d.args_post, f);
-            }
-            Var::ArgsGetNames => names(&d.args_get, f),
-            Var::ArgsPostNames => names(&d.args_post, f),
-            Var::RequestHeaders => pairs(&d.request_headers, f),
-            Var::RequestHeadersNames => names(&d.request_headers, f),
-            Var::RequestCookies => pairs(&d.cookies, f),
-            Var::RequestCookiesNames => names(&d.cookies, f),
-            Var::ResponseHeaders => pairs(&d.response_headers, f),
-            Var::ResponseHeadersNames => names(&d.response_headers, f),
-            Var::Files => pairs(&d.files, f),
-            Var::FilesNames => names(&d.files, f),
-            Var::FilesSizes => pairs(&d.file_sizes, f),
-            Var::MultipartPartHeaders => pairs(&d.part_headers, f),
-            Var::MatchedVars => pairs(&self.matched_vars, f),
-            Var::MatchedVarsNames => names(&self.matched_vars, f),
             Var::Xml => {
-                let key = match sel {
-                    Selector::XPath(x) => x.as_str(),
-                    _ => "/*",
-                };
-                let list = if key == "//@*" {
-                    &d.xml_attrs
-                } else {
-                    &d.xml_text
-                };
+                let (list, key) = self.xml(sel);
                 for v in list {
                     f(key.as_bytes(), v);
                 }
@@ -103,6 +111,28 @@ impl Transaction<'_> {
             },
             _ => {}
         }
+    }
+
+    /// The `i`th (key, value) `each` calls back with, for collections of
+    /// request data.
+    pub(crate) fn nth<'s>(
+        &'s self,
+        var: Var,
+        sel: &'s Selector,
+        i: usize,
+    ) -> Option<(&'s [u8], &'s [u8])> {
+        if let Some(([a, b], names)) = self.lists(var) {
+            let (k, v) = match i.checked_sub(a.len()) {
+                None => a.get(i)?,
+                Some(j) => b.get(j)?,
+            };
+            return Some((k, if names { k } else { v }));
+        }
+        if var == Var::Xml {
+            let (list, key) = self.xml(sel);
+            return list.get(i).map(|v| (key.as_bytes(), &v[..]));
+        }
+        None
     }
 
     /// The value of a single-valued variable, if it has one now.
@@ -231,16 +261,38 @@ impl Transaction<'_> {
                 .any(|(tag, v, s)| *v == var && head.tags.contains(tag) && s.matches_key(key))
     }
 
+    /// Whether some exclusion may leave out a value of `t`'s variable for
+    /// `rule`: only exclusions of that variable can, so this is asked once
+    /// per target rather than for every value.
+    pub(crate) fn can_exclude(&self, rule: &Rule, t: &Target) -> bool {
+        let o = &self.overrides;
+        rule.targets.exclude.iter().any(|(v, _)| *v == t.var)
+            || o.removed_targets_by_id.iter().any(|(_, v, _)| *v == t.var)
+            || o.removed_targets_by_tag.iter().any(|(_, v, _)| *v == t.var)
+    }
+
+    /// The `i`th (key, value) of `t`'s collection (in `each`'s order), if
+    /// `rule` inspects it: what `values` calls back with, taken by place.
+    pub(crate) fn value_at<'s>(
+        &'s self,
+        (rule, head): (&Rule, &Rule),
+        t: &'s Target,
+        i: usize,
+        can_exclude: bool,
+    ) -> Option<(&'s [u8], &'s [u8])> {
+        let (k, v) = self.nth(t.var, &t.selector, i)?;
+        let wanted = match &t.selector {
+            Selector::XPath(_) => true,
+            s => s.matches_key(k),
+        };
+        (wanted && !(can_exclude && self.excluded(rule, head, t.var, k))).then_some((k, v))
+    }
+
     /// Calls `f(var, key, value)` for every value `rule` inspects through
     /// target `t`, exclusions applied. `head` is the first rule of its
     /// chain (its id and tags govern exclusions).
     pub(crate) fn values(&self, rule: &Rule, head: &Rule, t: &Target, f: &mut ValueSink<'_>) {
-        // Only exclusions of this target's variable can leave a value out:
-        // asked once here rather than for every value.
-        let o = &self.overrides;
-        let can_exclude = rule.targets.exclude.iter().any(|(v, _)| *v == t.var)
-            || o.removed_targets_by_id.iter().any(|(_, v, _)| *v == t.var)
-            || o.removed_targets_by_tag.iter().any(|(_, v, _)| *v == t.var);
+        let can_exclude = self.can_exclude(rule, t);
         if !t.var.is_collection() {
             match self.scalar(t.var) {
                 Some(_) if t.count => f(t.var, b"", b"1"),

@@ -268,9 +268,33 @@ impl<'r> Transaction<'r> {
                 for (i, t) in rule.targets.include.iter().enumerate() {
                     if let (true, Some((slot, f)), Some(&id)) =
                         (keyed, filter, rule.var_keys.get(i))
-                        && !cache.var_may_match(id, slot, f.words)
                     {
-                        continue;
+                        if !cache.var_may_match(id, slot, f.words) {
+                            continue;
+                        }
+                        // The variable's forms after the rule's chain are
+                        // listed by place: only values whose form holds
+                        // one of its literals are looked at.
+                        if let Some((start, len)) = cache.key_forms(id)
+                            && !rule.multi_match
+                            && !t.count
+                            && t.var.is_collection()
+                        {
+                            let can_exclude = self.can_exclude(rule, t);
+                            for p in 0..len {
+                                let Some(form) = cache.listed_form(start + p) else {
+                                    break;
+                                };
+                                if !cache.form_may_match(form, f, slot) {
+                                    continue;
+                                }
+                                if let Some((k, v)) = self.value_at((rule, head), t, p, can_exclude)
+                                {
+                                    test_form(self, rule, (t.var, k, v), form, cache, &mut hits);
+                                }
+                            }
+                            continue;
+                        }
                     }
                     // A count is made on the spot: it does not stay in place.
                     let cacheable = !t.count;
@@ -469,6 +493,40 @@ pub(crate) struct Hit {
     caps: Option<Captures>,
 }
 
+/// Tests `v` (the value of `var` under `key`, transformed), recording a
+/// hit on a match.
+fn test_one(
+    tx: &Transaction<'_>,
+    rule: &Rule,
+    (var, key, v): (Var, &[u8], &[u8]),
+    hits: &mut Vec<Hit>,
+) {
+    let mut caps = rule.capture.then(Captures::new);
+    if rule.operator.test(v, tx, caps.as_mut()) != rule.operator.negated {
+        hits.push(Hit {
+            name: super::collect::value_name(var, key),
+            value: Bytes::copy_from_slice(v),
+            caps,
+        });
+    }
+}
+
+/// Tests form `f` of a value whose literals the prefilter found: the
+/// union has its say first, then the rule's operator.
+fn test_form(
+    tx: &Transaction<'_>,
+    rule: &Rule,
+    (var, key, value): (Var, &[u8], &[u8]),
+    f: usize,
+    cache: &mut Cache,
+    hits: &mut Vec<Hit>,
+) {
+    let union = rule.union.zip(tx.rules.union.as_ref());
+    if union.is_none_or(|(member, u)| cache.union_may_match(f, value, u, member)) {
+        test_one(tx, rule, (var, key, cache.value(f, value)), hits);
+    }
+}
+
 /// Transforms one value and tests it (at every step of the chain with
 /// `multiMatch`), recording a hit for each match.
 /// `cached`: the value stays in place for the phase, so its transformed
@@ -480,19 +538,7 @@ fn test_value(
     (scratch, cache): (&mut Scratch, &mut Cache),
     hits: &mut Vec<Hit>,
 ) {
-    let test = |v: &[u8], hits: &mut Vec<Hit>| {
-        let mut caps = rule.capture.then(Captures::new);
-        if rule.operator.test(v, tx, caps.as_mut()) != rule.operator.negated {
-            hits.push(Hit {
-                name: super::collect::value_name(var, key),
-                value: Bytes::copy_from_slice(v),
-                caps,
-            });
-            true
-        } else {
-            false
-        }
-    };
+    let test = |v: &[u8], hits: &mut Vec<Hit>| test_one(tx, rule, (var, key, v), hits);
     // Rules are numbered when their rule set is built; the root (0) is
     // the empty chain.
     let cached = cached && (rule.chain_id != 0 || rule.transforms.is_empty());
