@@ -78,8 +78,9 @@ struct Plain {
 
 #[derive(Debug, Clone, Copy)]
 struct Form {
-    /// Where the form is in the arena; `None`: the original value.
-    span: Option<(usize, usize)>,
+    /// Where the form is in the arena (the original value is copied
+    /// there too, so a form stands on its own).
+    span: (usize, usize),
     /// The row's original form.
     original: u32,
     /// Whether the form equals the original but for letter case, so the
@@ -154,8 +155,10 @@ impl Cache {
         let r = self.rows.len();
         let original = index(self.forms.len());
         let triggers = transforms::triggers(value);
+        let start = self.arena.len();
+        self.arena.extend_from_slice(value);
         self.forms.push(Form {
-            span: None,
+            span: (start, value.len()),
             original,
             folded: true,
             bits: None,
@@ -183,21 +186,14 @@ impl Cache {
         scratch: &mut Scratch,
     ) -> usize {
         let row = self.row(value, trie);
-        self.form_in(row, trie, node, value, scratch)
+        self.form_in(row, trie, node, scratch)
     }
 
-    fn form_in(
-        &mut self,
-        row: usize,
-        trie: &ChainTrie,
-        node: u32,
-        value: &[u8],
-        scratch: &mut Scratch,
-    ) -> usize {
+    fn form_in(&mut self, row: usize, trie: &ChainTrie, node: u32, scratch: &mut Scratch) -> usize {
         // A node the row has no room for (a trie from another rule set):
         // computed each time rather than misread.
         if node as usize >= self.width {
-            return self.uncached(row, trie, node, value, scratch);
+            return self.uncached(row, trie, node, scratch);
         }
         let at = row * self.width + node as usize;
         if let Some(&f) = self.slots.get(at)
@@ -217,13 +213,13 @@ impl Cache {
         let Some((parent, t)) = trie.step(node) else {
             return original;
         };
-        let from = self.form_in(row, trie, parent, value, scratch);
+        let from = self.form_in(row, trie, parent, scratch);
         let f = if from == original {
             let first = row * Transform::COUNT + t as usize;
             match self.firsts.get(first) {
                 Some(&f) if f != NONE => f as usize,
                 _ => {
-                    let f = self.apply(t, from, original, value, scratch);
+                    let f = self.apply(t, from, original, scratch);
                     if let Some(slot) = self.firsts.get_mut(first) {
                         *slot = index(f);
                     }
@@ -231,7 +227,7 @@ impl Cache {
                 }
             }
         } else {
-            self.apply(t, from, original, value, scratch)
+            self.apply(t, from, original, scratch)
         };
         if let Some(slot) = self.slots.get_mut(at) {
             *slot = index(f);
@@ -246,7 +242,6 @@ impl Cache {
         t: Transform,
         from: usize,
         original: usize,
-        value: &[u8],
         scratch: &mut Scratch,
     ) -> usize {
         // A form that does not set `t` off stays as it is.
@@ -258,15 +253,16 @@ impl Cache {
             return from;
         }
         let out = scratch.buf();
-        if !t.apply(self.value(from, value), out) {
+        if !t.apply(self.value(from), out) {
             return from;
         }
+        let folded = out.eq_ignore_ascii_case(self.value(original));
         let start = self.arena.len();
         self.arena.extend_from_slice(out);
         self.forms.push(Form {
-            span: Some((start, out.len())),
+            span: (start, out.len()),
             original: index(original),
-            folded: out.eq_ignore_ascii_case(value),
+            folded,
             bits: None,
             union: None,
             triggers: transforms::triggers(out),
@@ -280,15 +276,14 @@ impl Cache {
         row: usize,
         trie: &ChainTrie,
         node: u32,
-        value: &[u8],
         scratch: &mut Scratch,
     ) -> usize {
         let original = self.slots.get(row * self.width).copied().unwrap_or(0) as usize;
         match trie.step(node) {
             None => original,
             Some((parent, t)) => {
-                let from = self.uncached(row, trie, parent, value, scratch);
-                self.apply(t, from, original, value, scratch)
+                let from = self.uncached(row, trie, parent, scratch);
+                self.apply(t, from, original, scratch)
             }
         }
     }
@@ -305,7 +300,7 @@ impl Cache {
         out: &mut Vec<usize>,
     ) {
         let row = self.row(value, trie);
-        self.steps_in(row, trie, node, value, scratch, out);
+        self.steps_in(row, trie, node, scratch, out);
     }
 
     fn steps_in(
@@ -313,14 +308,13 @@ impl Cache {
         row: usize,
         trie: &ChainTrie,
         node: u32,
-        value: &[u8],
         scratch: &mut Scratch,
         out: &mut Vec<usize>,
     ) {
         out.clear();
         let mut n = node;
         loop {
-            let f = self.form_in(row, trie, n, value, scratch);
+            let f = self.form_in(row, trie, n, scratch);
             if out.last() != Some(&f) {
                 out.push(f);
             }
@@ -333,17 +327,17 @@ impl Cache {
     }
 
     /// The bytes of form `f` of `value`.
-    pub fn value<'v>(&'v self, f: usize, value: &'v [u8]) -> &'v [u8] {
-        match self.forms.get(f).and_then(|f| f.span) {
-            None => value,
-            Some((start, len)) => self.arena.get(start..start + len).unwrap_or(value),
-        }
+    pub fn value(&self, f: usize) -> &[u8] {
+        self.forms
+            .get(f)
+            .and_then(|f| self.arena.get(f.span.0..f.span.0 + f.span.1))
+            .unwrap_or_default()
     }
 
     /// Whether the rule in `slot` may match form `f` of `value`: false
     /// only when none of its literals occur.
-    pub fn may_match(&mut self, f: usize, value: &[u8], filter: &Prefilter, slot: u32) -> bool {
-        self.scan(f, value, filter)
+    pub fn may_match(&mut self, f: usize, filter: &Prefilter, slot: u32) -> bool {
+        self.scan(f, filter)
             .and_then(|start| self.bits.get(start..start + filter.words))
             .is_none_or(|bits| prefilter::is_set(bits, slot))
     }
@@ -351,11 +345,11 @@ impl Cache {
     /// Whether the union's member `member` may match form `f` of
     /// `value`: false only when its expression does not. Each form goes
     /// through the union once.
-    pub fn union_may_match(&mut self, f: usize, value: &[u8], u: &Union, member: u32) -> bool {
+    pub fn union_may_match(&mut self, f: usize, u: &Union, member: u32) -> bool {
         let matched = match self.forms.get(f).and_then(|form| form.union) {
             Some(m) => m,
             None => {
-                let m = u.matched(self.value(f, value));
+                let m = u.matched(self.value(f));
                 if let Some(form) = self.forms.get_mut(f) {
                     form.union = Some(m);
                 }
@@ -370,20 +364,18 @@ impl Cache {
 
     /// Where the prefilter bits of form `f` of `value` start, scanning it
     /// first if needed.
-    fn scan(&mut self, f: usize, value: &[u8], filter: &Prefilter) -> Option<usize> {
+    fn scan(&mut self, f: usize, filter: &Prefilter) -> Option<usize> {
         let form = self.forms.get(f).copied()?;
         if let Some(start) = form.bits {
             return Some(start);
         }
-        let start = if form.folded && form.span.is_some() {
-            self.scan(form.original as usize, value, filter)?
+        let start = if form.folded && form.original as usize != f {
+            self.scan(form.original as usize, filter)?
         } else {
             let start = self.bits.len();
             self.bits.resize(start + filter.words, 0);
-            let scanned = match form.span {
-                None => value,
-                Some((s, len)) => self.arena.get(s..s + len).unwrap_or(value),
-            };
+            let (s, len) = form.span;
+            let scanned = self.arena.get(s..s + len).unwrap_or_default();
             let mut found = false;
             if let Some(bits) = self.bits.get_mut(start..) {
                 filter.scan(scanned, bits);
@@ -440,29 +432,24 @@ impl Cache {
             let start = self.new_bits(filter.words);
             let listed = self.form_list.len();
             let mut forms = std::mem::take(&mut self.steps_buf);
-            // A variable's values come in the same order every time in a
-            // phase: their rows were found by `plain`, and are read off
-            // its list.
-            let mut i = plain.rows;
-            values(&mut |v| {
-                let row = match self.row_list.get(i) {
-                    Some(&r) if i < plain.rows + plain.len => r as usize,
-                    _ => self.row(v, trie),
+            // The rows `plain` found, in order: each holds its value.
+            for i in plain.rows..plain.rows + plain.len {
+                let Some(row) = self.row_list.get(i).map(|&r| r as usize) else {
+                    break;
                 };
-                i += 1;
                 if every_step {
-                    self.steps_in(row, trie, node, v, scratch, &mut forms);
+                    self.steps_in(row, trie, node, scratch, &mut forms);
                 } else {
                     forms.clear();
-                    forms.push(self.form_in(row, trie, node, v, scratch));
+                    forms.push(self.form_in(row, trie, node, scratch));
                 }
                 for &f in &forms {
-                    self.add_scan(start, f, v, filter);
+                    self.add_scan(start, f, filter);
                 }
                 if !every_step && let Some(&f) = forms.first() {
                     self.form_list.push(index(f));
                 }
-            });
+            }
             self.steps_buf = forms;
             if !every_step {
                 self.set_key_forms(id, listed, self.form_list.len() - listed);
@@ -503,7 +490,7 @@ impl Cache {
             p.triggers |= self.triggers.get(row).copied().unwrap_or(u64::MAX);
             let original = self.slots.get(row * self.width).copied().unwrap_or(0) as usize;
             self.form_list.push(index(original));
-            self.add_scan(p.bits, original, v, filter);
+            self.add_scan(p.bits, original, filter);
         });
         self.plain.insert((var, attrs), p);
         p
@@ -539,8 +526,8 @@ impl Cache {
 
     /// Adds the prefilter bits of form `f` of `v` to those at `to`; a
     /// form that cannot be scanned lets every rule by.
-    fn add_scan(&mut self, to: usize, f: usize, v: &[u8], filter: &Prefilter) {
-        match self.scan(f, v, filter) {
+    fn add_scan(&mut self, to: usize, f: usize, filter: &Prefilter) {
+        match self.scan(f, filter) {
             Some(from) if Some(from) == self.empty => {}
             Some(from) => self.or_bits(to, from, filter.words),
             None => self.fill_bits(to, filter.words),

@@ -113,24 +113,19 @@ impl Transaction<'_> {
         }
     }
 
-    /// The `i`th (key, value) `each` calls back with, for collections of
-    /// request data.
-    pub(crate) fn nth<'s>(
-        &'s self,
-        var: Var,
-        sel: &'s Selector,
-        i: usize,
-    ) -> Option<(&'s [u8], &'s [u8])> {
-        if let Some(([a, b], names)) = self.lists(var) {
-            let (k, v) = match i.checked_sub(a.len()) {
+    /// The key of the `i`th value `each` calls back with, for collections
+    /// of request data.
+    fn key_of<'s>(&'s self, var: Var, sel: &'s Selector, i: usize) -> Option<&'s [u8]> {
+        if let Some(([a, b], _)) = self.lists(var) {
+            let (k, _) = match i.checked_sub(a.len()) {
                 None => a.get(i)?,
                 Some(j) => b.get(j)?,
             };
-            return Some((k, if names { k } else { v }));
+            return Some(k);
         }
         if var == Var::Xml {
             let (list, key) = self.xml(sel);
-            return list.get(i).map(|v| (key.as_bytes(), &v[..]));
+            return (i < list.len()).then_some(key.as_bytes());
         }
         None
     }
@@ -271,21 +266,22 @@ impl Transaction<'_> {
             || o.removed_targets_by_tag.iter().any(|(_, v, _)| *v == t.var)
     }
 
-    /// The `i`th (key, value) of `t`'s collection (in `each`'s order), if
-    /// `rule` inspects it: what `values` calls back with, taken by place.
-    pub(crate) fn value_at<'s>(
+    /// The key of the `i`th value of `t`'s collection (in `each`'s order),
+    /// if `rule` inspects that value: what `values` would call back with,
+    /// taken by place.
+    pub(crate) fn key_at<'s>(
         &'s self,
         (rule, head): (&Rule, &Rule),
         t: &'s Target,
         i: usize,
         can_exclude: bool,
-    ) -> Option<(&'s [u8], &'s [u8])> {
-        let (k, v) = self.nth(t.var, &t.selector, i)?;
+    ) -> Option<&'s [u8]> {
+        let k = self.key_of(t.var, &t.selector, i)?;
         let wanted = match &t.selector {
             Selector::XPath(_) => true,
             s => s.matches_key(k),
         };
-        (wanted && !(can_exclude && self.excluded(rule, head, t.var, k))).then_some((k, v))
+        (wanted && !(can_exclude && self.excluded(rule, head, t.var, k))).then_some(k)
     }
 
     /// Calls `f(var, key, value)` for every value `rule` inspects through

@@ -288,9 +288,8 @@ impl<'r> Transaction<'r> {
                                 if !cache.form_may_match(form, f, slot) {
                                     continue;
                                 }
-                                if let Some((k, v)) = self.value_at((rule, head), t, p, can_exclude)
-                                {
-                                    test_form(self, rule, (t.var, k, v), form, cache, &mut hits);
+                                if let Some(k) = self.key_at((rule, head), t, p, can_exclude) {
+                                    test_form(self, rule, (t.var, k), form, cache, &mut hits);
                                 }
                             }
                             continue;
@@ -511,19 +510,20 @@ fn test_one(
     }
 }
 
-/// Tests form `f` of a value whose literals the prefilter found: the
-/// union has its say first, then the rule's operator.
+/// Tests form `f` of the value of `var` under `key`, a form the prefilter
+/// found some of the rule's literals in: the union has its say first,
+/// then the rule's operator.
 fn test_form(
     tx: &Transaction<'_>,
     rule: &Rule,
-    (var, key, value): (Var, &[u8], &[u8]),
+    (var, key): (Var, &[u8]),
     f: usize,
     cache: &mut Cache,
     hits: &mut Vec<Hit>,
 ) {
     let union = rule.union.zip(tx.rules.union.as_ref());
-    if union.is_none_or(|(member, u)| cache.union_may_match(f, value, u, member)) {
-        test_one(tx, rule, (var, key, cache.value(f, value)), hits);
+    if union.is_none_or(|(member, u)| cache.union_may_match(f, u, member)) {
+        test_one(tx, rule, (var, key, cache.value(f)), hits);
     }
 }
 
@@ -547,8 +547,8 @@ fn test_value(
     // Whether the rule may match form `f`: its literals occur in it, and
     // the union says its expression matches it.
     let may_match = |cache: &mut Cache, f: usize| {
-        filter.is_none_or(|(slot, filter)| cache.may_match(f, value, filter, slot))
-            && union.is_none_or(|(member, u)| cache.union_may_match(f, value, u, member))
+        filter.is_none_or(|(slot, filter)| cache.may_match(f, filter, slot))
+            && union.is_none_or(|(member, u)| cache.union_may_match(f, u, member))
     };
     if cached {
         let trie = &tx.rules.chains;
@@ -559,14 +559,14 @@ fn test_value(
             cache.steps(trie, rule.chain_id, value, scratch, &mut steps);
             for &f in &steps {
                 if may_match(cache, f) {
-                    test(cache.value(f, value), hits);
+                    test(cache.value(f), hits);
                 }
             }
             cache.steps_buf = steps;
         } else {
             let f = cache.form(trie, rule.chain_id, value, scratch);
             if may_match(cache, f) {
-                test(cache.value(f, value), hits);
+                test(cache.value(f), hits);
             }
         }
     } else if rule.multi_match {
