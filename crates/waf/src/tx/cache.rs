@@ -189,18 +189,34 @@ impl Cache {
         self.form_in(row, trie, node, scratch)
     }
 
+    /// The form of row `row` after the chain of `node`: most often known
+    /// already, so that case is looked up in line.
+    #[inline]
     fn form_in(&mut self, row: usize, trie: &ChainTrie, node: u32, scratch: &mut Scratch) -> usize {
+        if (node as usize) < self.width
+            && let Some(&f) = self.slots.get(row * self.width + node as usize)
+            && f != NONE
+        {
+            return f as usize;
+        }
+        self.work_out(row, trie, node, scratch)
+    }
+
+    /// `form_in` for a form not known yet: worked out from its parent's.
+    #[inline(never)]
+    fn work_out(
+        &mut self,
+        row: usize,
+        trie: &ChainTrie,
+        node: u32,
+        scratch: &mut Scratch,
+    ) -> usize {
         // A node the row has no room for (a trie from another rule set):
         // computed each time rather than misread.
         if node as usize >= self.width {
             return self.uncached(row, trie, node, scratch);
         }
         let at = row * self.width + node as usize;
-        if let Some(&f) = self.slots.get(at)
-            && f != NONE
-        {
-            return f as usize;
-        }
         let original = self.slots.get(row * self.width).copied().unwrap_or(0) as usize;
         // A chain none of whose steps the value sets off leaves it whole.
         let triggers = self.triggers.get(row).copied().unwrap_or(u64::MAX);
