@@ -78,6 +78,11 @@ impl Union {
     /// (`Rule::union`). A member past the mask's width (there are none:
     /// see `MAX_MEMBERS`) would set every bit, never hide a match.
     pub fn matched(&self, value: &[u8]) -> u128 {
+        // Most values match no member: a plain search says so without
+        // the overlapping one's bookkeeping.
+        if !self.set.is_match(value) {
+            return 0;
+        }
         self.set.matches(value).iter().fold(0, |m, i| {
             m | 1u128
                 .checked_shl(u32::try_from(i).unwrap_or(u32::MAX))
