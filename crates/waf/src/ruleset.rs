@@ -63,6 +63,10 @@ pub enum Entry {
     Rule(
         Box<Rule>,
         /* index to continue at after skipAfter */ Option<usize>,
+        /* the rule's prefilter slot and group, when they alone can rule
+         * it out (see `Rule::group`): kept here so that a rule ruled out
+         * is passed over without being read */
+        Option<(u32, u32)>,
     ),
     Marker(Arc<str>),
 }
@@ -187,7 +191,7 @@ impl RuleSet {
     /// Every rule, phase by phase.
     pub fn rules(&self) -> impl Iterator<Item = &Rule> {
         self.phases.iter().flatten().filter_map(|e| match e {
-            Entry::Rule(r, _) => Some(r.as_ref()),
+            Entry::Rule(r, ..) => Some(r.as_ref()),
             Entry::Marker(_) => None,
         })
     }
@@ -569,8 +573,14 @@ impl Builder {
                     tx_names.number(&mut r);
                     rules += 1;
                     let p = usize::from(r.phase.clamp(1, 5) - 1);
+                    // The same condition under which `filtered_out` asks
+                    // the group's bits.
+                    let gate = r
+                        .slot
+                        .zip(r.group)
+                        .filter(|_| r.var_keys.len() == r.targets.include.len());
                     if let Some(list) = phases.get_mut(p) {
-                        list.push(Entry::Rule(r, None));
+                        list.push(Entry::Rule(r, None, gate));
                     }
                 }
                 Item::Marker(m) => {
@@ -591,7 +601,7 @@ impl Builder {
                 .collect();
             let len = list.len();
             for (i, e) in list.iter_mut().enumerate() {
-                if let Entry::Rule(r, to) = e
+                if let Entry::Rule(r, to, _) = e
                     && let Some(name) = &r.skip_after
                 {
                     *to = Some(

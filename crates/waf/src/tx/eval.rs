@@ -132,11 +132,16 @@ impl<'r> Transaction<'r> {
         let mut skip = 0u32;
         while let Some(entry) = list.get(i) {
             i += 1;
-            let Entry::Rule(rule, skip_to) = entry else {
+            let Entry::Rule(rule, skip_to, gate) = entry else {
                 continue;
             };
             if skip > 0 {
                 skip -= 1;
+                continue;
+            }
+            if let Some((slot, group)) = *gate
+                && self.ruled_out(slot, group)
+            {
                 continue;
             }
             if self.removed(rule) {
@@ -369,6 +374,20 @@ impl<'r> Transaction<'r> {
         };
         self.apply_hit(rule, Hit { name, value, caps });
         true
+    }
+
+    /// Whether the prefilter has ruled out the rules of group `group` in
+    /// slot `slot` for this phase: the group's bits are worked out (by its
+    /// first rule) and lack the slot. Such a rule cannot match, as
+    /// `filtered_out` would find.
+    fn ruled_out(&self, slot: u32, group: u32) -> bool {
+        let Some(filter) = &self.rules.prefilter else {
+            return false;
+        };
+        let work = self.work.borrow();
+        work.cache
+            .group_bits(group)
+            .is_some_and(|start| !work.cache.is_set(start, filter.words, slot))
     }
 
     /// Whether the prefilter rules out every value `rule` inspects: none
