@@ -13,10 +13,13 @@ use crate::variables::Var;
 /// The forms of the values of one phase. Each value has a row, found by
 /// its address and length: per node of the chain trie, the form the value
 /// takes after that node's chain. A step that leaves its input as it is
-/// shares its parent's form, so a clean value has one form for nearly
-/// every chain, scanned once. Only values that stay in place for the
-/// whole phase (request data) are kept here, and the cache is emptied
-/// when a phase starts.
+/// shares its parent's form, and a chain none of whose steps the value
+/// sets off (`transforms::triggers`) leaves it whole, so a clean value has
+/// one form for nearly every chain, scanned once. A row's value is copied
+/// into the arena, so every form is bytes of its own. Only values that
+/// stay in place for the whole phase (request data) are kept here, as the
+/// address finds the row, and the cache is emptied when a phase starts
+/// (but for phase 2, which keeps phase 1's rows: see `next_phase`).
 #[derive(Debug, Default)]
 pub struct Cache {
     rows: HashMap<(usize, usize), usize, BuildHasherDefault<AddrHasher>>,
