@@ -68,15 +68,36 @@ transforms! {
 }
 
 /// What a value holds that transformations could act on: one bit per
-/// transformation (`Transform::bit`), set when some byte of the value may
-/// set it off, and always set for those that change any value. A
+/// transformation (`Transform::bit`), set when some byte of the value (or
+/// where it stands: see `in_place`) may set it off, and always set for
+/// those that change any value. A
 /// transformation whose bit is clear leaves the value as it is, so a chain
 /// none of whose bits are set leaves it whole (each step sees the value
 /// itself): a clean value's forms are known without running the chain.
 pub fn triggers(value: &[u8]) -> u64 {
-    value.iter().fold(ALWAYS, |m, &b| {
+    let m = value.iter().fold(ALWAYS, |m, &b| {
         m | TRIGGERS.get(usize::from(b)).copied().unwrap_or(u64::MAX)
-    })
+    });
+    m | in_place(value)
+}
+
+/// The transformations a value sets off by where its bytes stand rather
+/// than by which they are: white space at either end for the trims, and
+/// a path that is only `.` or `..`.
+fn in_place(value: &[u8]) -> u64 {
+    use Transform as T;
+    let end_space = |b: Option<&u8>| b.is_some_and(|&b| is_space(b));
+    let mut set = 0;
+    if end_space(value.first()) {
+        set |= T::Trim.bit() | T::TrimLeft.bit();
+    }
+    if end_space(value.last()) {
+        set |= T::Trim.bit() | T::TrimRight.bit();
+    }
+    if value == b"." || value == b".." {
+        set |= T::NormalizePath.bit() | T::NormalizePathWin.bit();
+    }
+    set
 }
 
 /// The transformations that may change a value whatever bytes it holds.
@@ -118,7 +139,8 @@ impl Transform {
     }
 
     /// Whether byte `b` may set this transformation off: a value holding
-    /// no such byte comes out as it went in. Each is a necessary condition
+    /// no such byte (and none in the places `in_place` looks at) comes out
+    /// as it went in. Each is a necessary condition
     /// of the transformation's own "unchanged" check. `None`: any value may
     /// change (hashes, encodings, base64 and hex decoding, length).
     const fn set_off_by(self, b: u8) -> Option<bool> {
@@ -146,14 +168,16 @@ impl Transform {
             T::HtmlEntityDecode => b == b'&',
             T::Lowercase => b.is_ascii_uppercase(),
             T::Uppercase => b.is_ascii_lowercase(),
-            T::NormalizePath => matches!(b, b'/' | b'.'),
-            T::NormalizePathWin => matches!(b, b'/' | b'.' | b'\\'),
+            // Without a separator only `.` and `..` change: a place.
+            T::NormalizePath => b == b'/',
+            T::NormalizePathWin => matches!(b, b'/' | b'\\'),
             T::RemoveComments => matches!(b, b'/' | b'<' | b'-' | b'#'),
             T::RemoveCommentsChar => matches!(b, b'/' | b'*' | b'<' | b'-' | b'#'),
             T::RemoveNulls | T::ReplaceNulls => b == 0,
             T::ReplaceComments => b == b'/',
             T::SqlHexDecode => matches!(b, b'x' | b'X'),
-            T::Trim | T::TrimLeft | T::TrimRight => is_space(b),
+            // White space at either end: a place.
+            T::Trim | T::TrimLeft | T::TrimRight => false,
             T::UrlDecode | T::UrlDecodeUni => matches!(b, b'%' | b'+'),
             T::Utf8ToUnicode => b >= 0x80,
         })
