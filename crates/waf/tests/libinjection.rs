@@ -230,3 +230,25 @@ fn xss_attack_corpora_are_detected() {
     }
     assert!(missed.len() <= 5, "{} attacks missed", missed.len());
 }
+
+/// `xss::detect` calls text without `<` or `=` clean without tokenizing
+/// it: every corpus line (attacks, SQL injection, benign inputs) with
+/// those bytes taken out must indeed be clean from every context.
+#[test]
+fn xss_needs_a_tag_or_an_attribute_value() {
+    use portcullis_waf::libinjection::xss;
+    let mut lines = corpus("xss-");
+    lines.extend(corpus("sqli-"));
+    lines.extend(corpus("false_positives"));
+    let mut checked = 0;
+    for (f, l) in &lines {
+        let bare: Vec<u8> = l.iter().copied().filter(|b| !b"<=".contains(b)).collect();
+        assert!(
+            !xss::detect_in_every_context(&bare),
+            "{f}: {}",
+            String::from_utf8_lossy(&bare)
+        );
+        checked += 1;
+    }
+    assert!(checked > 10_000, "only {checked} lines");
+}

@@ -239,6 +239,15 @@ fn is_xss_from(s: &[u8], start: Start) -> bool {
 
 /// Whether `s` is a cross-site scripting attack from any starting context.
 pub fn detect(s: &[u8]) -> bool {
+    // Every verdict needs a tag, a doctype or a comment (each opened by
+    // `<`), or an attribute given a value (by `=`): text with neither,
+    // from any context, is only text, attribute names and values nothing
+    // names. Most clean values end here.
+    memchr::memchr2(b'<', b'=', s).is_some() && detect_in_every_context(s)
+}
+
+/// `detect` without its shortcut: `s` tokenized from every context.
+pub fn detect_in_every_context(s: &[u8]) -> bool {
     [
         Start::Data,
         Start::ValueNoQuote,
