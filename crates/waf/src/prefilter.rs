@@ -253,28 +253,35 @@ impl Chains {
             });
         }
         rule.chain_id = node;
+        // Every rule whose targets are all request data gets a key per
+        // target, which its values' forms are listed under once a phase;
+        // a rule with literals also gets a slot and a group.
+        let targets = &rule.targets.include;
+        let keyed =
+            !targets.is_empty() && targets.iter().all(|t| !t.count && t.var.stays_in_place());
+        let vars: Vec<(Var, bool)> = targets
+            .iter()
+            .map(|t| (t.var, t.takes_attributes()))
+            .collect();
+        if keyed {
+            let multi = rule.multi_match;
+            let ids = &mut self.var_keys;
+            rule.var_keys = vars
+                .iter()
+                .map(|&(var, attrs)| {
+                    let next = u32::try_from(ids.len()).unwrap_or(u32::MAX);
+                    *ids.entry((var, attrs, node, multi)).or_insert(next)
+                })
+                .collect();
+        }
         if let Some(lits) = &rule.operator.literals {
             let slot = self.slots;
             self.slots += 1;
             self.all.add(lits, slot);
             rule.slot = Some(slot);
-            let targets = &rule.targets.include;
-            if !targets.is_empty() && targets.iter().all(|t| !t.count && t.var.stays_in_place()) {
-                let vars: Vec<(Var, bool)> = targets
-                    .iter()
-                    .map(|t| (t.var, t.takes_attributes()))
-                    .collect();
-                let multi = rule.multi_match;
-                let ids = &mut self.var_keys;
-                rule.var_keys = vars
-                    .iter()
-                    .map(|&(var, attrs)| {
-                        let next = u32::try_from(ids.len()).unwrap_or(u32::MAX);
-                        *ids.entry((var, attrs, node, multi)).or_insert(next)
-                    })
-                    .collect();
+            if keyed {
                 let next = u32::try_from(self.groups.len()).unwrap_or(u32::MAX);
-                let key = (vars, node, multi);
+                let key = (vars, node, rule.multi_match);
                 rule.group = Some(*self.groups.entry(key).or_insert(next));
             }
         }

@@ -359,10 +359,11 @@ SecRule TX:beta "@streq b" "id:13,phase:1,pass,t:none"
     assert_eq!(tx.tx("beta"), None);
 }
 
-/// A rule whose literals occur looks only at the values whose forms hold
-/// them, found by their place among the variable's values: each hit must
-/// name its own value, in order, across the query and the body, with the
-/// rule's selectors and exclusions applied.
+/// A rule takes the values it reads by their place among the variable's
+/// values (one whose literals occur, only those whose forms hold them):
+/// each hit must name its own value, in order, across the query and the
+/// body, with the rule's selectors and exclusions applied, for rules with
+/// literals (1-3) and without (5).
 #[test]
 fn values_found_by_place_are_the_right_ones() {
     let r = rules(
@@ -371,6 +372,8 @@ SecRule ARGS|!ARGS:skip "@rx select" "id:1,phase:2,pass,t:none,t:lowercase,setva
 SecRule ARGS:/^b/ "@rx select" "id:2,phase:2,pass,t:none,t:lowercase"
 SecRule ARGS_NAMES "@rx union" "id:3,phase:2,pass,t:none,t:lowercase"
 SecRule TX:n "@eq 3" "id:4,phase:2,pass"
+SecRule ARGS|!ARGS:skip "@streq select" "id:5,phase:2,pass,t:none,t:lowercase,setvar:tx.m=+1"
+SecRule TX:m "@eq 2" "id:6,phase:2,pass"
 "#,
     );
     let mut tx = r.transaction();
@@ -394,6 +397,8 @@ SecRule TX:n "@eq 3" "id:4,phase:2,pass"
         (2, "ARGS:b", "x select"),
         (3, "ARGS_NAMES:Union", "union"),
         (4, "TX:n", "3"),
+        (5, "ARGS:c", "select"),
+        (6, "TX:m", "2"),
     ];
     let want: Vec<(u32, String, String)> = want
         .iter()

@@ -515,6 +515,46 @@ impl Cache {
         p
     }
 
+    /// Where the forms of the values of variable key `id` are listed (see
+    /// `key_forms`), listing them first if need be, for a rule that reads
+    /// every value: unlike `var_bits`, forms made for the key's chain are
+    /// not scanned. `None` for keys of every step (`multiMatch`).
+    pub fn list_forms(
+        &mut self,
+        (id, key): (u32, VarKey),
+        trie: &ChainTrie,
+        filter: &Prefilter,
+        scratch: &mut Scratch,
+        values: &Values<'_>,
+    ) -> Option<(usize, usize)> {
+        let (var, attrs, node, every_step) = key;
+        if every_step {
+            return None;
+        }
+        if self.key_forms.len() < filter.var_keys {
+            self.var_bits.resize(filter.var_keys, NONE);
+            self.key_forms.resize(filter.var_keys, (NONE, 0));
+        }
+        if let Some(listed) = self.key_forms(id) {
+            return Some(listed);
+        }
+        let plain = self.plain(var, attrs, trie, filter, values);
+        if plain.triggers & trie.mask(node) == 0 {
+            self.set_key_forms(id, plain.forms, plain.len);
+        } else {
+            let listed = self.form_list.len();
+            for i in plain.rows..plain.rows + plain.len {
+                let Some(row) = self.row_list.get(i).map(|&r| r as usize) else {
+                    break;
+                };
+                let f = self.form_in(row, trie, node, scratch);
+                self.form_list.push(index(f));
+            }
+            self.set_key_forms(id, listed, self.form_list.len() - listed);
+        }
+        self.key_forms(id)
+    }
+
     fn set_key_forms(&mut self, id: u32, start: usize, len: usize) {
         if let Some(k) = self.key_forms.get_mut(id as usize) {
             *k = (index(start), index(len));

@@ -271,26 +271,36 @@ impl<'r> Transaction<'r> {
                 let keyed = rule.var_keys.len() == rule.targets.include.len();
                 let filter = rule.slot.zip(self.rules.prefilter.as_ref());
                 for (i, t) in rule.targets.include.iter().enumerate() {
-                    if let (true, Some((slot, f)), Some(&id)) =
-                        (keyed, filter, rule.var_keys.get(i))
+                    let id = rule.var_keys.get(i).copied().filter(|_| keyed);
+                    if let (Some(id), Some((slot, f))) = (id, filter)
+                        && !cache.var_may_match(id, slot, f.words)
                     {
-                        if !cache.var_may_match(id, slot, f.words) {
-                            continue;
-                        }
-                        // The variable's forms after the rule's chain are
-                        // listed by place: only values whose form holds
-                        // one of its literals are looked at.
-                        if let Some((start, len)) = cache.key_forms(id)
-                            && !rule.multi_match
-                            && !t.count
-                            && t.var.is_collection()
+                        continue;
+                    }
+                    // The variable's forms after the rule's chain are
+                    // listed by place: with literals, only values whose
+                    // form holds one of them are looked at.
+                    if let (Some(id), Some(pf)) = (id, &self.rules.prefilter)
+                        && !rule.multi_match
+                        && !t.count
+                        && t.var.is_collection()
+                    {
+                        let values = |f: &mut dyn FnMut(&[u8])| {
+                            self.each(t.var, &t.selector, &mut |_, v| f(v));
+                        };
+                        let key = (t.var, t.takes_attributes(), rule.chain_id, false);
+                        let trie = &self.rules.chains;
+                        if let Some((start, len)) =
+                            cache.list_forms((id, key), trie, pf, scratch, &values)
                         {
                             let can_exclude = self.can_exclude(rule, t);
                             for p in 0..len {
                                 let Some(form) = cache.listed_form(start + p) else {
                                     break;
                                 };
-                                if !cache.form_may_match(form, f, slot) {
+                                if filter
+                                    .is_some_and(|(slot, f)| !cache.form_may_match(form, f, slot))
+                                {
                                     continue;
                                 }
                                 if let Some(k) = self.key_at((rule, head), t, p, can_exclude) {
