@@ -1,0 +1,227 @@
+//! What a phase learns per variable: its values as they come (`Plain`),
+//! the prefilter verdict of each variable key (a variable through a
+//! chain) and of each rule group, and the forms of a key's values listed
+//! by place.
+
+use super::{Cache, NONE, Values, index};
+use crate::prefilter::{ChainTrie, Prefilter, VarKey};
+use crate::transforms::Scratch;
+use crate::variables::Var;
+
+/// A variable's values as they come, in one phase.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Plain {
+    /// Where the rows of its values start in `row_list` (and their
+    /// original forms in `form_list`), and how many.
+    rows: usize,
+    forms: usize,
+    len: usize,
+    /// Where the union of the prefilter bits of the values starts.
+    bits: usize,
+    /// Which transformations some value sets off
+    /// (`transforms::triggers`).
+    triggers: u64,
+}
+
+impl Cache {
+    /// Where the union of the prefilter bits of a variable's values starts:
+    /// their forms after the chain of `node` (or with `every_step` after
+    /// each of its steps), worked out once per phase with `values` (which
+    /// calls back with each value). `id` numbers the key.
+    pub fn var_bits(
+        &mut self,
+        (id, key): (u32, VarKey),
+        trie: &ChainTrie,
+        filter: &Prefilter,
+        scratch: &mut Scratch,
+        values: &Values<'_>,
+    ) -> usize {
+        let (var, attrs, node, every_step) = key;
+        if self.var_bits.len() < filter.var_keys {
+            self.var_bits.resize(filter.var_keys, NONE);
+            self.key_forms.resize(filter.var_keys, (NONE, 0));
+        }
+        if let Some(&start) = self.var_bits.get(id as usize)
+            && start != NONE
+        {
+            return start as usize;
+        }
+        let plain = self.plain(var, attrs, trie, filter, values);
+        // No value sets off any step of the chain: every form is the value
+        // itself, and the plain union is the answer.
+        let start = if plain.triggers & trie.mask(node) == 0 {
+            self.set_key_forms(id, plain.forms, plain.len);
+            plain.bits
+        } else {
+            let start = self.new_bits(filter.words);
+            let listed = self.form_list.len();
+            let mut forms = std::mem::take(&mut self.steps_buf);
+            // The rows `plain` found, in order: each holds its value.
+            for i in plain.rows..plain.rows + plain.len {
+                let Some(row) = self.row_list.get(i).map(|&r| r as usize) else {
+                    break;
+                };
+                if every_step {
+                    self.steps_in(row, trie, node, scratch, &mut forms);
+                } else {
+                    forms.clear();
+                    forms.push(self.form_in(row, trie, node, scratch));
+                }
+                for &f in &forms {
+                    self.add_scan(start, f, filter);
+                }
+                if !every_step && let Some(&f) = forms.first() {
+                    self.form_list.push(index(f));
+                }
+            }
+            self.steps_buf = forms;
+            if !every_step {
+                self.set_key_forms(id, listed, self.form_list.len() - listed);
+            }
+            start
+        };
+        if let Some(slot) = self.var_bits.get_mut(id as usize) {
+            *slot = index(start);
+        }
+        start
+    }
+
+    /// What a variable's values are as they come, worked out on the
+    /// phase's first look at the variable: their rows, the union of their
+    /// prefilter bits, and of the transformations they set off.
+    fn plain(
+        &mut self,
+        var: Var,
+        attrs: bool,
+        trie: &ChainTrie,
+        filter: &Prefilter,
+        values: &Values<'_>,
+    ) -> Plain {
+        if let Some(&p) = self.plain.get(&(var, attrs)) {
+            return p;
+        }
+        let mut p = Plain {
+            rows: self.row_list.len(),
+            forms: self.form_list.len(),
+            len: 0,
+            bits: self.new_bits(filter.words),
+            triggers: 0,
+        };
+        values(&mut |v| {
+            let row = self.row(v, trie);
+            self.row_list.push(index(row));
+            p.len += 1;
+            p.triggers |= self.triggers.get(row).copied().unwrap_or(u64::MAX);
+            let original = self.slots.get(row * self.width).copied().unwrap_or(0) as usize;
+            self.form_list.push(index(original));
+            self.add_scan(p.bits, original, filter);
+        });
+        self.plain.insert((var, attrs), p);
+        p
+    }
+
+    /// Where the forms of the values of variable key `id` are listed (see
+    /// `key_forms`), listing them first if need be, for a rule that reads
+    /// every value: unlike `var_bits`, forms made for the key's chain are
+    /// not scanned. `None` for keys of every step (`multiMatch`).
+    pub fn list_forms(
+        &mut self,
+        (id, key): (u32, VarKey),
+        trie: &ChainTrie,
+        filter: &Prefilter,
+        scratch: &mut Scratch,
+        values: &Values<'_>,
+    ) -> Option<(usize, usize)> {
+        let (var, attrs, node, every_step) = key;
+        if every_step {
+            return None;
+        }
+        if self.key_forms.len() < filter.var_keys {
+            self.var_bits.resize(filter.var_keys, NONE);
+            self.key_forms.resize(filter.var_keys, (NONE, 0));
+        }
+        if let Some(listed) = self.key_forms(id) {
+            return Some(listed);
+        }
+        let plain = self.plain(var, attrs, trie, filter, values);
+        if plain.triggers & trie.mask(node) == 0 {
+            self.set_key_forms(id, plain.forms, plain.len);
+        } else {
+            let listed = self.form_list.len();
+            for i in plain.rows..plain.rows + plain.len {
+                let Some(row) = self.row_list.get(i).map(|&r| r as usize) else {
+                    break;
+                };
+                let f = self.form_in(row, trie, node, scratch);
+                self.form_list.push(index(f));
+            }
+            self.set_key_forms(id, listed, self.form_list.len() - listed);
+        }
+        self.key_forms(id)
+    }
+
+    fn set_key_forms(&mut self, id: u32, start: usize, len: usize) {
+        if let Some(k) = self.key_forms.get_mut(id as usize) {
+            *k = (index(start), index(len));
+        }
+    }
+
+    /// Where the forms of the values of variable key `id` (after its
+    /// chain, one per value in order) are listed, and how many there are,
+    /// once worked out for the phase; see `listed_form`.
+    pub fn key_forms(&self, id: u32) -> Option<(usize, usize)> {
+        let &(start, len) = self.key_forms.get(id as usize)?;
+        (start != NONE).then_some((start as usize, len as usize))
+    }
+
+    /// The form listed at `i` (see `key_forms`).
+    pub fn listed_form(&self, i: usize) -> Option<usize> {
+        self.form_list.get(i).map(|&f| f as usize)
+    }
+
+    /// Whether the rule in `slot` may match form `f`, which has been
+    /// scanned (a form that has not been is never ruled out).
+    pub fn form_may_match(&self, f: usize, filter: &Prefilter, slot: u32) -> bool {
+        match self.forms.get(f).and_then(|form| form.bits) {
+            Some(start) => self.is_set(start, filter.words, slot),
+            None => true,
+        }
+    }
+
+    /// Adds the prefilter bits of form `f` of `v` to those at `to`; a
+    /// form that cannot be scanned lets every rule by.
+    fn add_scan(&mut self, to: usize, f: usize, filter: &Prefilter) {
+        match self.scan(f, filter) {
+            Some(from) if Some(from) == self.empty => {}
+            Some(from) => self.or_bits(to, from, filter.words),
+            None => self.fill_bits(to, filter.words),
+        }
+    }
+
+    /// Whether the rule in `slot` may match some value of the variable
+    /// key `id`: false only when that key's bits are worked out for the
+    /// phase and lack the slot.
+    pub fn var_may_match(&self, id: u32, slot: u32, words: usize) -> bool {
+        match self.var_bits.get(id as usize) {
+            Some(&start) if start != NONE => self.is_set(start as usize, words, slot),
+            _ => true,
+        }
+    }
+
+    /// Where the bits of rule group `group` start, once worked out.
+    pub fn group_bits(&self, group: u32) -> Option<usize> {
+        self.groups
+            .get(group as usize)
+            .filter(|&&s| s != NONE)
+            .map(|&s| s as usize)
+    }
+
+    pub fn set_group_bits(&mut self, group: u32, start: usize, groups: usize) {
+        if self.groups.len() < groups {
+            self.groups.resize(groups, NONE);
+        }
+        if let Some(g) = self.groups.get_mut(group as usize) {
+            *g = index(start);
+        }
+    }
+}
