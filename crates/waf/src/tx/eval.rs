@@ -539,9 +539,9 @@ fn test_one(
     }
 }
 
-/// Tests form `f` of the value of `var` under `key`, a form the prefilter
-/// found some of the rule's literals in: the union has its say first,
-/// then the rule's operator.
+/// Tests form `f` of the value of `var` under `key` (for a rule with
+/// literals, a form the prefilter found some of them in): the union has
+/// its say first, for a rule among its members, then the rule's operator.
 fn test_form(
     tx: &Transaction<'_>,
     rule: &Rule,
