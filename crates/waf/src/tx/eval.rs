@@ -7,6 +7,7 @@ use super::cache::Cache;
 use super::{Intervention, Pair, Transaction, Work};
 use crate::macros::Macro;
 use crate::operators::{Captures, Context, atoi};
+use crate::prefilter::VarKey;
 use crate::rule::{AllowScope, Disruptive, Effect, EngineMode, Rule, SetOp, SetVar, in_ranges};
 use crate::ruleset::Entry;
 use crate::transforms::{Scratch, apply_all};
@@ -285,13 +286,10 @@ impl<'r> Transaction<'r> {
                         && !t.count
                         && t.var.is_collection()
                     {
-                        let values = |f: &mut dyn FnMut(&[u8])| {
-                            self.each(t.var, &t.selector, &mut |_, v| f(v));
-                        };
-                        let key = (t.var, t.takes_attributes(), rule.chain_id, false);
+                        let values = |f: &mut dyn FnMut(&[u8])| self.each_value(t, f);
                         let trie = &self.rules.chains;
                         if let Some((start, len)) =
-                            cache.list_forms((id, key), trie, pf, scratch, &values)
+                            cache.list_forms((id, var_key(rule, t)), trie, pf, scratch, &values)
                         {
                             let can_exclude = self.can_exclude(rule, t);
                             for p in 0..len {
@@ -386,6 +384,16 @@ impl<'r> Transaction<'r> {
         true
     }
 
+    /// Calls `f` with each value of `t`'s variable, whatever its key: what
+    /// the cache learns a variable's values from.
+    fn each_value(&self, t: &Target, f: &mut dyn FnMut(&[u8])) {
+        if t.var.is_collection() {
+            self.each(t.var, &t.selector, &mut |_, v| f(v));
+        } else if let Some(v) = self.scalar(t.var) {
+            f(&v);
+        }
+    }
+
     /// Whether the prefilter has ruled out the rules of group `group` in
     /// slot `slot` for this phase: the group's bits are worked out (by its
     /// first rule) and lack the slot. Such a rule cannot match, as
@@ -421,14 +429,8 @@ impl<'r> Transaction<'r> {
             None => {
                 let start = cache.new_bits(filter.words);
                 for (t, &id) in rule.targets.include.iter().zip(&rule.var_keys) {
-                    let values = |f: &mut dyn FnMut(&[u8])| {
-                        if t.var.is_collection() {
-                            self.each(t.var, &t.selector, &mut |_, v| f(v));
-                        } else if let Some(v) = self.scalar(t.var) {
-                            f(&v);
-                        }
-                    };
-                    let key = (t.var, t.takes_attributes(), rule.chain_id, rule.multi_match);
+                    let values = |f: &mut dyn FnMut(&[u8])| self.each_value(t, f);
+                    let key = var_key(rule, t);
                     let trie = &self.rules.chains;
                     let from = cache.var_bits((id, key), trie, filter, scratch, &values);
                     cache.or_bits(start, from, filter.words);
@@ -519,6 +521,12 @@ pub(crate) struct Hit {
     /// After transformations.
     value: Bytes,
     caps: Option<Captures>,
+}
+
+/// The variable key of `rule`'s target `t`, as the rule set numbered it
+/// (`Chains::number`).
+fn var_key(rule: &Rule, t: &Target) -> VarKey {
+    (t.var, t.takes_attributes(), rule.chain_id, rule.multi_match)
 }
 
 /// Tests `v` (the value of `var` under `key`, transformed), recording a

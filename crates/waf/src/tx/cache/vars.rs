@@ -37,10 +37,7 @@ impl Cache {
         values: &Values<'_>,
     ) -> usize {
         let (var, attrs, node, every_step) = key;
-        if self.var_bits.len() < filter.var_keys {
-            self.var_bits.resize(filter.var_keys, NONE);
-            self.key_forms.resize(filter.var_keys, (NONE, 0));
-        }
+        self.size_keys(filter);
         if let Some(&start) = self.var_bits.get(id as usize)
             && start != NONE
         {
@@ -50,33 +47,29 @@ impl Cache {
         // No value sets off any step of the chain: every form is the value
         // itself, and the plain union is the answer.
         let start = if plain.triggers & trie.mask(node) == 0 {
-            self.set_key_forms(id, plain.forms, plain.len);
             plain.bits
-        } else {
+        } else if every_step {
             let start = self.new_bits(filter.words);
-            let listed = self.form_list.len();
             let mut forms = std::mem::take(&mut self.steps_buf);
             // The rows `plain` found, in order: each holds its value.
             for i in plain.rows..plain.rows + plain.len {
                 let Some(row) = self.row_list.get(i).map(|&r| r as usize) else {
                     break;
                 };
-                if every_step {
-                    self.steps_in(row, trie, node, scratch, &mut forms);
-                } else {
-                    forms.clear();
-                    forms.push(self.form_in(row, trie, node, scratch));
-                }
+                self.steps_in(row, trie, node, scratch, &mut forms);
                 for &f in &forms {
                     self.add_scan(start, f, filter);
                 }
-                if !every_step && let Some(&f) = forms.first() {
-                    self.form_list.push(index(f));
-                }
             }
             self.steps_buf = forms;
-            if !every_step {
-                self.set_key_forms(id, listed, self.form_list.len() - listed);
+            start
+        } else {
+            let start = self.new_bits(filter.words);
+            let (from, len) = self.listed(id, node, plain, trie, scratch);
+            for i in from..from + len {
+                if let Some(f) = self.listed_form(i) {
+                    self.add_scan(start, f, filter);
+                }
             }
             start
         };
@@ -84,6 +77,14 @@ impl Cache {
             *slot = index(start);
         }
         start
+    }
+
+    /// Room for every variable key's bits and forms.
+    fn size_keys(&mut self, filter: &Prefilter) {
+        if self.var_bits.len() < filter.var_keys {
+            self.var_bits.resize(filter.var_keys, NONE);
+            self.key_forms.resize(filter.var_keys, (NONE, 0));
+        }
     }
 
     /// What a variable's values are as they come, worked out on the
@@ -136,18 +137,31 @@ impl Cache {
         if every_step {
             return None;
         }
-        if self.key_forms.len() < filter.var_keys {
-            self.var_bits.resize(filter.var_keys, NONE);
-            self.key_forms.resize(filter.var_keys, (NONE, 0));
-        }
+        self.size_keys(filter);
         if let Some(listed) = self.key_forms(id) {
             return Some(listed);
         }
         let plain = self.plain(var, attrs, trie, filter, values);
-        if plain.triggers & trie.mask(node) == 0 {
-            self.set_key_forms(id, plain.forms, plain.len);
+        Some(self.listed(id, node, plain, trie, scratch))
+    }
+
+    /// The forms of key `id` (the variable `plain` describes through the
+    /// chain of `node`), one per value in order, listed once a phase.
+    fn listed(
+        &mut self,
+        id: u32,
+        node: u32,
+        plain: Plain,
+        trie: &ChainTrie,
+        scratch: &mut Scratch,
+    ) -> (usize, usize) {
+        if let Some(listed) = self.key_forms(id) {
+            return listed;
+        }
+        let listed = if plain.triggers & trie.mask(node) == 0 {
+            (plain.forms, plain.len)
         } else {
-            let listed = self.form_list.len();
+            let from = self.form_list.len();
             for i in plain.rows..plain.rows + plain.len {
                 let Some(row) = self.row_list.get(i).map(|&r| r as usize) else {
                     break;
@@ -155,15 +169,12 @@ impl Cache {
                 let f = self.form_in(row, trie, node, scratch);
                 self.form_list.push(index(f));
             }
-            self.set_key_forms(id, listed, self.form_list.len() - listed);
-        }
-        self.key_forms(id)
-    }
-
-    fn set_key_forms(&mut self, id: u32, start: usize, len: usize) {
+            (from, self.form_list.len() - from)
+        };
         if let Some(k) = self.key_forms.get_mut(id as usize) {
-            *k = (index(start), index(len));
+            *k = (index(listed.0), index(listed.1));
         }
+        listed
     }
 
     /// Where the forms of the values of variable key `id` (after its
