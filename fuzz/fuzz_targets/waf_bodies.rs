@@ -8,7 +8,7 @@ use portcullis_waf::libinjection::{sqli, xss};
 
 fuzz_target!(|data: &[u8]| {
     let _ = urlencoded::parse(data, b'&');
-    let _ = json::parse(data, 64);
+    let _ = json::parse(data, 64, 1000);
     let _ = xml::parse(data);
     let _ = multipart::parse(b"multipart/form-data; boundary=XyZ", data);
     let _ = multipart::parse(data, data);

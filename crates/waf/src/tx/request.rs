@@ -180,7 +180,10 @@ impl Transaction<'_> {
                 self.data.args_post = body::urlencoded::parse(&body, settings.argument_separator);
             }
             Some(BodyProcessor::Json) => {
-                match body::json::parse(&body, settings.json_depth_limit) {
+                let room = settings
+                    .arguments_limit
+                    .saturating_sub(self.data.args_get.len());
+                match body::json::parse(&body, settings.json_depth_limit, room) {
                     Ok(args) => self.data.args_post = args,
                     Err(e) => flags.error = Some(format!("JSON parsing error: {e}")),
                 }
