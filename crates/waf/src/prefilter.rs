@@ -411,20 +411,22 @@ impl Scanner {
     /// two pieces sets its bits twice, which changes nothing.
     fn pieces<const K: usize>(&self, value: &[u8], bits: &mut [u64]) {
         let share = value.len().div_ceil(K);
-        let mut walks: [std::slice::Iter<'_, u8>; K] = std::array::from_fn(|j| {
+        // Where each piece starts and ends in `value`.
+        let spans: [(usize, usize); K] = std::array::from_fn(|j| {
             let to = (j.saturating_add(1).saturating_mul(share)).min(value.len());
             let from = j.saturating_mul(share).saturating_sub(self.overlap).min(to);
-            value.get(from..to).unwrap_or_default().iter()
+            (from, to)
         });
+        let together = spans.iter().map(|&(f, t)| t - f).min().unwrap_or(0);
+        let offsets: [usize; K] = std::array::from_fn(|j| spans.get(j).map_or(0, |s| s.0));
         let mut states = [self.start; K];
-        let together = walks.iter().map(|w| w.len()).min().unwrap_or(0);
-        for _ in 0..together {
+        // One index for every walk keeps the walks' states in registers.
+        for i in 0..together {
             let mut special = false;
-            for (sid, walk) in states.iter_mut().zip(walks.iter_mut()) {
-                if let Some(&b) = walk.next() {
-                    *sid = self.dfa.next_state(Anchored::No, *sid, b);
-                    special |= self.dfa.is_special(*sid);
-                }
+            for (sid, &off) in states.iter_mut().zip(&offsets) {
+                let b = value.get(off + i).copied().unwrap_or(0);
+                *sid = self.dfa.next_state(Anchored::No, *sid, b);
+                special |= self.dfa.is_special(*sid);
             }
             if special {
                 for &sid in &states {
@@ -432,8 +434,8 @@ impl Scanner {
                 }
             }
         }
-        for (sid, walk) in states.iter_mut().zip(walks.iter_mut()) {
-            for &b in walk {
+        for (sid, &(from, to)) in states.iter_mut().zip(&spans) {
+            for &b in value.get(from + together..to).unwrap_or_default() {
                 *sid = self.dfa.next_state(Anchored::No, *sid, b);
                 if self.dfa.is_special(*sid) {
                     self.report(*sid, bits);
