@@ -69,7 +69,9 @@ impl Macro {
 
     /// Expands with `lookup` answering each reference (first value, or empty).
     pub fn expand(&self, mut lookup: impl FnMut(Var, Option<&str>, &mut Vec<u8>)) -> Vec<u8> {
-        let mut out = Vec::new();
+        // Room for the usual result (a score, a name) in one allocation
+        // rather than growing from nothing byte run by byte run.
+        let mut out = Vec::with_capacity(32);
         for p in &self.parts {
             match p {
                 Part::Lit(l) => out.extend_from_slice(l),

@@ -239,7 +239,10 @@ impl<'r> Transaction<'r> {
         {
             self.matched_var = Some(last);
         }
-        self.matched_vars.clear();
+        // Called before every rule; most find the list empty already.
+        if !self.matched_vars.is_empty() {
+            self.matched_vars.clear();
+        }
     }
 
     /// Whether `rule` and the rest of its chain match. Every value is
