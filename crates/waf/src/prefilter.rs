@@ -401,7 +401,21 @@ impl Scanner {
         } else if n >= 6 * self.overlap {
             self.pieces::<2>(value, bits);
         } else {
-            self.pieces::<1>(value, bits);
+            self.walk(value, bits);
+        }
+    }
+
+    /// One walk over the whole value. Out of line, like `pieces`: in
+    /// the caller the walk's state would not keep a register, and every
+    /// step would wait on a store and a reload as well as on the table.
+    #[inline(never)]
+    fn walk(&self, value: &[u8], bits: &mut [u64]) {
+        let mut sid = self.start;
+        for &b in value {
+            sid = self.dfa.next_state(Anchored::No, sid, b);
+            if self.dfa.is_special(sid) {
+                self.report(sid, bits);
+            }
         }
     }
 
@@ -409,6 +423,7 @@ impl Scanner {
     /// of a walk waits on the memory read of the one before it; `K`
     /// independent walks keep `K` reads in flight. An occurrence seen by
     /// two pieces sets its bits twice, which changes nothing.
+    #[inline(never)]
     fn pieces<const K: usize>(&self, value: &[u8], bits: &mut [u64]) {
         let share = value.len().div_ceil(K);
         // Where each piece starts and ends in `value`.
@@ -418,25 +433,57 @@ impl Scanner {
             (from, to)
         });
         let together = spans.iter().map(|&(f, t)| t - f).min().unwrap_or(0);
-        let offsets: [usize; K] = std::array::from_fn(|j| spans.get(j).map_or(0, |s| s.0));
+        // The first `together` bytes of every piece, walked side by side.
+        let heads: [&[u8]; K] = std::array::from_fn(|j| {
+            let from = spans.get(j).map_or(0, |s| s.0);
+            value.get(from..from + together).unwrap_or_default()
+        });
         let mut states = [self.start; K];
-        // One index for every walk keeps the walks' states in registers.
-        for i in 0..together {
-            let mut special = false;
-            for (sid, &off) in states.iter_mut().zip(&offsets) {
-                let b = value.get(off + i).copied().unwrap_or(0);
-                *sid = self.dfa.next_state(Anchored::No, *sid, b);
-                special |= self.dfa.is_special(*sid);
+        let step = |sid: StateID, b: u8| self.dfa.next_state(Anchored::No, sid, b);
+        // Zipped walks share one index and keep their states in registers.
+        if let Ok(&[h0, h1, h2, h3]) = <&[&[u8]; 4]>::try_from(heads.as_slice()) {
+            let [mut s0, mut s1, mut s2, mut s3] = [self.start; 4];
+            for (((&b0, &b1), &b2), &b3) in h0.iter().zip(h1).zip(h2).zip(h3) {
+                s0 = step(s0, b0);
+                s1 = step(s1, b1);
+                s2 = step(s2, b2);
+                s3 = step(s3, b3);
+                let d = &self.dfa;
+                if d.is_special(s0) | d.is_special(s1) | d.is_special(s2) | d.is_special(s3) {
+                    for sid in [s0, s1, s2, s3] {
+                        self.report(sid, bits);
+                    }
+                }
             }
-            if special {
-                for &sid in &states {
-                    self.report(sid, bits);
+            for (st, s) in states.iter_mut().zip([s0, s1, s2, s3]) {
+                *st = s;
+            }
+        } else if let Ok(&[h0, h1]) = <&[&[u8]; 2]>::try_from(heads.as_slice()) {
+            let [mut s0, mut s1] = [self.start; 2];
+            for (&b0, &b1) in h0.iter().zip(h1) {
+                s0 = step(s0, b0);
+                s1 = step(s1, b1);
+                if self.dfa.is_special(s0) | self.dfa.is_special(s1) {
+                    self.report(s0, bits);
+                    self.report(s1, bits);
+                }
+            }
+            for (st, s) in states.iter_mut().zip([s0, s1]) {
+                *st = s;
+            }
+        } else {
+            for (st, head) in states.iter_mut().zip(heads) {
+                for &b in head {
+                    *st = step(*st, b);
+                    if self.dfa.is_special(*st) {
+                        self.report(*st, bits);
+                    }
                 }
             }
         }
         for (sid, &(from, to)) in states.iter_mut().zip(&spans) {
             for &b in value.get(from + together..to).unwrap_or_default() {
-                *sid = self.dfa.next_state(Anchored::No, *sid, b);
+                *sid = step(*sid, b);
                 if self.dfa.is_special(*sid) {
                     self.report(*sid, bits);
                 }
