@@ -20,6 +20,7 @@ macro_rules! variables {
                 match self { $( Var::$var => $name, )* }
             }
 
+            #[inline]
             pub fn is_collection(self) -> bool {
                 match self { $( Var::$var => $collection, )* }
             }

@@ -353,16 +353,11 @@ impl Cache {
     /// Whether the union's member `member` may match form `f` of
     /// `value`: false only when its expression does not. Each form goes
     /// through the union once.
+    #[inline]
     pub fn union_may_match(&mut self, f: usize, u: &Union, member: u32) -> bool {
         let matched = match self.forms.get(f).and_then(|form| form.union) {
             Some(m) => m,
-            None => {
-                let m = u.matched(self.value(f));
-                if let Some(form) = self.forms.get_mut(f) {
-                    form.union = Some(m);
-                }
-                m
-            }
+            None => self.union_new(f, u),
         };
         // A member the mask has no bit for is never ruled out.
         1u128
@@ -370,13 +365,31 @@ impl Cache {
             .is_none_or(|bit| matched & bit != 0)
     }
 
-    /// Where the prefilter bits of form `f` of `value` start, scanning it
-    /// first if needed.
-    fn scan(&mut self, f: usize, filter: &Prefilter) -> Option<usize> {
-        let form = self.forms.get(f).copied()?;
-        if let Some(start) = form.bits {
-            return Some(start);
+    /// The union's verdict on a form it has not seen yet.
+    #[inline(never)]
+    fn union_new(&mut self, f: usize, u: &Union) -> u128 {
+        let m = u.matched(self.value(f));
+        if let Some(form) = self.forms.get_mut(f) {
+            form.union = Some(m);
         }
+        m
+    }
+
+    /// Where the prefilter bits of form `f` of `value` start, scanning it
+    /// first if needed. Most calls find the form scanned already: that
+    /// case is looked up in line, without the scan's frame.
+    #[inline]
+    fn scan(&mut self, f: usize, filter: &Prefilter) -> Option<usize> {
+        match self.forms.get(f)?.bits {
+            Some(start) => Some(start),
+            None => self.scan_new(f, filter),
+        }
+    }
+
+    /// `scan` for a form not scanned yet.
+    #[inline(never)]
+    fn scan_new(&mut self, f: usize, filter: &Prefilter) -> Option<usize> {
+        let form = self.forms.get(f).copied()?;
         let start = if form.folded && form.original as usize != f {
             self.scan(form.original as usize, filter)?
         } else {

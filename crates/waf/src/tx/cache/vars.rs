@@ -79,12 +79,19 @@ impl Cache {
         start
     }
 
-    /// Room for every variable key's bits and forms.
+    /// Room for every variable key's bits and forms (made once a phase;
+    /// every later call finds it, in line).
+    #[inline]
     fn size_keys(&mut self, filter: &Prefilter) {
         if self.var_bits.len() < filter.var_keys {
-            self.var_bits.resize(filter.var_keys, NONE);
-            self.key_forms.resize(filter.var_keys, (NONE, 0));
+            self.grow_keys(filter.var_keys);
         }
+    }
+
+    #[inline(never)]
+    fn grow_keys(&mut self, keys: usize) {
+        self.var_bits.resize(keys, NONE);
+        self.key_forms.resize(keys, (NONE, 0));
     }
 
     /// What a variable's values are as they come, worked out on the
