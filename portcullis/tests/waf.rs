@@ -105,6 +105,43 @@ fn eval_shows_the_rules_an_attack_matches_and_the_verdict() {
 }
 
 #[test]
+fn json_bodies_are_read_whole_duplicates_included_and_bounded() {
+    let post = |body: &str| {
+        format!(
+            "POST /orders HTTP/1.1\r\nHost: api.example.com\r\nUser-Agent: curl/8.5\r\nAccept: */*\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    // A name given twice: the value given first is inspected too, so an
+    // attack cannot hide behind a harmless value under the same name.
+    let (ok, out, err) = eval(&post(r#"{"q":"1' OR '1'='1","q":"shoes"}"#), &[]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("matched: ARGS:json.q = \"1' OR '1'='1\""),
+        "{out}"
+    );
+    assert!(out.contains("verdict: blocked with 403"), "{out}");
+
+    // A long name over many small values would multiply the body into
+    // its arguments: refused as a body that does not parse.
+    let name = "n".repeat(20_000);
+    let body = format!(r#"{{"{name}":[{}1]}}"#, "1,".repeat(60));
+    let (ok, out, err) = eval(&post(&body), &[]);
+    assert!(ok, "{err}");
+    assert!(out.contains("rule 200002"), "{out}");
+    assert!(out.contains("larger than"), "{out}");
+    assert!(
+        out.contains("verdict: blocked with 400 by rule 200002"),
+        "{out}"
+    );
+    // The same values under a short name pass.
+    let body = format!(r#"{{"n":[{}1]}}"#, "1,".repeat(60));
+    let (ok, out, _) = eval(&post(&body), &[]);
+    assert!(ok);
+    assert!(out.contains("verdict: passed"), "{out}");
+}
+
+#[test]
 fn eval_takes_exclusions_and_the_paranoia_level() {
     let dir = tempfile::tempdir().unwrap();
     let excl = dir.path().join("exclusions.conf");
