@@ -29,7 +29,7 @@ pub fn parse(body: &[u8], depth_limit: usize, max_args: usize) -> Result<Vec<Pai
         s: body,
         i: 0,
         key: b"json".to_vec(),
-        buf: Vec::with_capacity(body.len() * 2 + 64),
+        buf: Vec::with_capacity(body.len().saturating_mul(2).saturating_add(64)),
         pairs: Vec::new(),
         max_args,
         max_bytes: body.len().saturating_mul(2).saturating_add(1 << 20),
