@@ -26,8 +26,7 @@ pub fn parse(body: &[u8], depth_limit: usize, max_args: usize) -> Result<Vec<Pai
         return Err(format!("invalid UTF-8 at byte {}", e.valid_up_to()));
     }
     let mut p = Parser {
-        s: body,
-        i: 0,
+        r: Reader { s: body, i: 0 },
         key: b"json".to_vec(),
         buf: Vec::with_capacity(body.len().saturating_mul(2).saturating_add(64)),
         pairs: Vec::new(),
@@ -45,9 +44,10 @@ pub fn parse(body: &[u8], depth_limit: usize, max_args: usize) -> Result<Vec<Pai
 
 type Span = (usize, usize);
 
+/// What is built from the body, beside the reader that reads it (apart,
+/// so a string can be read straight into the key or the buffer).
 struct Parser<'a> {
-    s: &'a [u8],
-    i: usize,
+    r: Reader<'a>,
     /// The name of the value being read: `json` and the path to it.
     key: Vec<u8>,
     /// Every argument's name and value, one after the other.
@@ -76,17 +76,17 @@ enum Frame {
 impl Parser<'_> {
     fn document(&mut self, limit: usize) -> Result<(), String> {
         let mut stack: Vec<Frame> = Vec::new();
-        self.ws();
+        self.r.ws();
         loop {
             // A value is expected here, inside `stack.len()` containers.
             if stack.len() > limit {
                 return Err(format!("nesting deeper than {limit}"));
             }
-            match self.peek() {
+            match self.r.peek() {
                 Some(b'{') => {
-                    self.i += 1;
-                    self.ws();
-                    if !self.eat(b'}') {
+                    self.r.i += 1;
+                    self.r.ws();
+                    if !self.r.eat(b'}') {
                         stack.push(Frame::Object {
                             key_len: self.key.len(),
                         });
@@ -95,9 +95,9 @@ impl Parser<'_> {
                     }
                 }
                 Some(b'[') => {
-                    self.i += 1;
-                    self.ws();
-                    if !self.eat(b']') {
+                    self.r.i += 1;
+                    self.r.ws();
+                    if !self.r.eat(b']') {
                         // The array itself is an argument too (its
                         // length), so its name is inspected like any other.
                         let count = self.keep().then(|| {
@@ -116,50 +116,48 @@ impl Parser<'_> {
                     }
                 }
                 Some(b'"') => {
-                    self.i += 1;
+                    self.r.i += 1;
                     if self.keep() {
                         let key = self.put_key();
                         let start = self.buf.len();
-                        let mut buf = std::mem::take(&mut self.buf);
-                        let read = self.string(&mut buf);
-                        self.buf = buf;
-                        read?;
+                        self.r.string(&mut self.buf)?;
                         self.pairs.push((key, (start, self.buf.len())));
                         self.check_size()?;
                     } else {
-                        let mut scratch = std::mem::take(&mut self.scratch);
-                        let read = self.string(&mut scratch);
-                        scratch.clear();
-                        self.scratch = scratch;
+                        let read = self.r.string(&mut self.scratch);
+                        self.scratch.clear();
                         read?;
                     }
                 }
                 Some(b't') => self.literal(b"true", b"true")?,
                 Some(b'f') => self.literal(b"false", b"false")?,
                 Some(b'n') => self.literal(b"null", b"")?,
-                Some(b'-' | b'0'..=b'9') => self.number()?,
-                _ => return Err(self.error("a value")),
+                Some(b'-' | b'0'..=b'9') => {
+                    let text = self.r.number()?;
+                    self.scalar(text)?;
+                }
+                _ => return Err(self.r.error("a value")),
             }
             // A value is complete: close the containers it completes, up to
             // the next one that goes on.
             loop {
-                self.ws();
+                self.r.ws();
                 match stack.last_mut() {
                     None => {
-                        return match self.peek() {
+                        return match self.r.peek() {
                             None => Ok(()),
-                            Some(_) => Err(self.error("the end of the body")),
+                            Some(_) => Err(self.r.error("the end of the body")),
                         };
                     }
                     Some(Frame::Object { key_len }) => {
                         self.key.truncate(*key_len);
-                        if self.eat(b',') {
-                            self.ws();
+                        if self.r.eat(b',') {
+                            self.r.ws();
                             self.member_name()?;
                             break;
                         }
-                        if !self.eat(b'}') {
-                            return Err(self.error("',' or '}'"));
+                        if !self.r.eat(b'}') {
+                            return Err(self.r.error("',' or '}'"));
                         }
                         stack.pop();
                     }
@@ -170,14 +168,14 @@ impl Parser<'_> {
                     }) => {
                         self.key.truncate(*key_len);
                         *next += 1;
-                        if self.eat(b',') {
-                            self.ws();
+                        if self.r.eat(b',') {
+                            self.r.ws();
                             self.key.push(b'.');
                             self.key.extend_from_slice(next.to_string().as_bytes());
                             break;
                         }
-                        if !self.eat(b']') {
-                            return Err(self.error("',' or ']'"));
+                        if !self.r.eat(b']') {
+                            return Err(self.r.error("',' or ']'"));
                         }
                         if let Some(count) = *count {
                             let start = self.buf.len();
@@ -196,19 +194,16 @@ impl Parser<'_> {
 
     /// `"name"` and the colon after it: the name joins the key.
     fn member_name(&mut self) -> Result<(), String> {
-        if !self.eat(b'"') {
-            return Err(self.error("a member name"));
+        if !self.r.eat(b'"') {
+            return Err(self.r.error("a member name"));
         }
         self.key.push(b'.');
-        let mut key = std::mem::take(&mut self.key);
-        let read = self.string(&mut key);
-        self.key = key;
-        read?;
-        self.ws();
-        if !self.eat(b':') {
-            return Err(self.error("':'"));
+        self.r.string(&mut self.key)?;
+        self.r.ws();
+        if !self.r.eat(b':') {
+            return Err(self.r.error("':'"));
         }
-        self.ws();
+        self.r.ws();
         Ok(())
     }
 
@@ -219,14 +214,58 @@ impl Parser<'_> {
         (start, self.buf.len())
     }
 
+    /// `true`, `false` or `null`, given as `value`.
+    fn literal(&mut self, word: &[u8], value: &[u8]) -> Result<(), String> {
+        if !self.r.rest().starts_with(word) {
+            return Err(self.r.error("a value"));
+        }
+        self.r.i += word.len();
+        self.scalar(value)
+    }
+
+    /// An argument of the current key with `value`.
+    fn scalar(&mut self, value: &[u8]) -> Result<(), String> {
+        if self.keep() {
+            let key = self.put_key();
+            let start = self.buf.len();
+            self.buf.extend_from_slice(value);
+            self.pairs.push((key, (start, self.buf.len())));
+        }
+        self.check_size()
+    }
+
+    /// Whether one more argument is kept.
+    fn keep(&self) -> bool {
+        self.pairs.len() < self.max_args
+    }
+
+    fn check_size(&self) -> Result<(), String> {
+        if self.buf.len() > self.max_bytes {
+            return Err(format!(
+                "names and values larger than {} bytes",
+                self.max_bytes
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The body and how far it has been read.
+struct Reader<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Reader<'a> {
     /// The rest of a string whose opening quote was read, unescaped onto
     /// `out`.
     fn string(&mut self, out: &mut Vec<u8>) -> Result<(), String> {
         loop {
-            let rest = self.s.get(self.i..).unwrap_or_default();
+            let rest = self.rest();
             let end = memchr::memchr2(b'"', b'\\', rest).unwrap_or(rest.len());
             let run = rest.get(..end).unwrap_or_default();
             // A control character ends the run (and the string, in error).
+            // `any` is vectorised; `position` runs only when there is one.
             let plain = if run.iter().any(|&b| b < 0x20) {
                 run.iter().position(|&b| b < 0x20).unwrap_or(end)
             } else {
@@ -304,7 +343,7 @@ impl Parser<'_> {
     }
 
     /// A number, as written: `-?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?`.
-    fn number(&mut self) -> Result<(), String> {
+    fn number(&mut self) -> Result<&'a [u8], String> {
         let start = self.i;
         self.eat(b'-');
         match self.next() {
@@ -321,8 +360,7 @@ impl Parser<'_> {
             }
             self.some_digits()?;
         }
-        let text = self.s.get(start..self.i).unwrap_or_default();
-        self.scalar(text)
+        Ok(self.s.get(start..self.i).unwrap_or_default())
     }
 
     fn digits(&mut self) {
@@ -339,45 +377,14 @@ impl Parser<'_> {
         Ok(())
     }
 
-    /// `true`, `false` or `null`, given as `value`.
-    fn literal(&mut self, word: &[u8], value: &[u8]) -> Result<(), String> {
-        if !self.s.get(self.i..).unwrap_or_default().starts_with(word) {
-            return Err(self.error("a value"));
-        }
-        self.i += word.len();
-        self.scalar(value)
-    }
-
-    /// An argument of the current key with `value`.
-    fn scalar(&mut self, value: &[u8]) -> Result<(), String> {
-        if self.keep() {
-            let key = self.put_key();
-            let start = self.buf.len();
-            self.buf.extend_from_slice(value);
-            self.pairs.push((key, (start, self.buf.len())));
-        }
-        self.check_size()
-    }
-
-    /// Whether one more argument is kept.
-    fn keep(&self) -> bool {
-        self.pairs.len() < self.max_args
-    }
-
-    fn check_size(&self) -> Result<(), String> {
-        if self.buf.len() > self.max_bytes {
-            return Err(format!(
-                "names and values larger than {} bytes",
-                self.max_bytes
-            ));
-        }
-        Ok(())
-    }
-
     fn ws(&mut self) {
         while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
             self.i += 1;
         }
+    }
+
+    fn rest(&self) -> &'a [u8] {
+        self.s.get(self.i..).unwrap_or_default()
     }
 
     fn peek(&self) -> Option<u8> {
