@@ -99,6 +99,8 @@ fn invalid(reason: &'static str, user: Option<&str>) -> Check {
 }
 
 impl BasicAuth {
+    /// Callers box this future: it waits on a blocking thread, and inline
+    /// it would enlarge the future of every request, cached ones too.
     async fn slow_verify(&self, password: String, hash: String) -> bool {
         let Ok(_permit) = self.permits.clone().acquire_owned().await else {
             return false;
@@ -118,7 +120,7 @@ impl BasicAuth {
             .then_some(user.as_str());
         let Some(entry) = snapshot.and_then(|s| s.basic(&user)) else {
             // The same work as a wrong password.
-            self.slow_verify(pass, dummy_hash().to_owned()).await;
+            Box::pin(self.slow_verify(pass, dummy_hash().to_owned())).await;
             return invalid("unknown-user", shown);
         };
         let mut d = Sha256::new();
@@ -133,7 +135,7 @@ impl BasicAuth {
         let key: [u8; 32] = d.finalize().into();
         let now = portcullis_store::now();
         if self.cache.get(&key, now).is_none() {
-            if !self.slow_verify(pass, entry.password_hash.clone()).await {
+            if !Box::pin(self.slow_verify(pass, entry.password_hash.clone())).await {
                 return invalid("wrong-password", shown);
             }
             self.cache.insert(key, (), now + CACHE_SECONDS, now);

@@ -163,7 +163,11 @@ impl Introspector {
             .entry(digest)
             .or_default()
             .clone();
-        let (answer, until) = cell.get_or_init(|| self.ask(token, now)).await.clone();
+        // Boxed: the request to the server is the rare path, and inline
+        // it would enlarge every request's future, cached answers too.
+        let (answer, until) = Box::pin(cell.get_or_init(|| self.ask(token, now)))
+            .await
+            .clone();
         self.inflight
             .lock()
             .unwrap_or_else(|e| e.into_inner())

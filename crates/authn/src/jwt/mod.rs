@@ -124,7 +124,9 @@ impl JwtAuth {
         {
             return Check::Valid(identity);
         }
-        let checked = self.verify(token, accepted, now).await;
+        // Boxed: verification (and a key fetch it may wait for) is the rare
+        // path, and inline it would enlarge every request's future.
+        let checked = Box::pin(self.verify(token, accepted, now)).await;
         if let Check::Valid(identity) = &checked
             && let AuthMethod::Jwt(index) = identity.method
         {
