@@ -66,7 +66,7 @@ pub fn compile_regex(pattern: &str) -> Result<Regex, String> {
 /// Compiles patterns already compiled alone (by `compile_regex`, so
 /// escapes rewritten) into one set with the same options: a set that read
 /// them differently would let values through that a rule matches.
-pub fn compile_regex_set(patterns: &[String]) -> Result<regex::bytes::RegexSet, String> {
+pub fn compile_regex_set<S: AsRef<str>>(patterns: &[S]) -> Result<regex::bytes::RegexSet, String> {
     regex::bytes::RegexSetBuilder::new(patterns)
         .unicode(false)
         .dot_matches_new_line(true)

@@ -569,7 +569,6 @@ impl Builder {
             match item {
                 Item::Rule(mut r) => {
                     chains.number(&mut r);
-                    members.add(&mut r);
                     tx_names.number(&mut r);
                     rules += 1;
                     let p = usize::from(r.phase.clamp(1, 5) - 1);
@@ -610,6 +609,16 @@ impl Builder {
                             .find(|(at, m)| *at > i && **m == **name)
                             .map_or(len, |(at, _)| *at),
                     );
+                }
+            }
+        }
+        // Members join once the skips are known: a gate's reach gives
+        // each its paranoia floor.
+        for list in &mut phases {
+            let floors = crate::union::floors(list);
+            for (e, floor) in list.iter_mut().zip(floors) {
+                if let Entry::Rule(r, ..) = e {
+                    members.add(r, floor);
                 }
             }
         }

@@ -354,10 +354,10 @@ impl Cache {
     /// `value`: false only when its expression does not. Each form goes
     /// through the union once.
     #[inline]
-    pub fn union_may_match(&mut self, f: usize, u: &Union, member: u32) -> bool {
+    pub fn union_may_match(&mut self, f: usize, u: &Union, member: u32, paranoia: u8) -> bool {
         let matched = match self.forms.get(f).and_then(|form| form.union) {
             Some(m) => m,
-            None => self.union_new(f, u),
+            None => self.union_new(f, u, paranoia),
         };
         // A member the mask has no bit for is never ruled out.
         1u128
@@ -367,8 +367,8 @@ impl Cache {
 
     /// The union's verdict on a form it has not seen yet.
     #[inline(never)]
-    fn union_new(&mut self, f: usize, u: &Union) -> u128 {
-        let m = u.matched(self.value(f));
+    fn union_new(&mut self, f: usize, u: &Union, paranoia: u8) -> u128 {
+        let m = u.matched(self.value(f), paranoia);
         if let Some(form) = self.forms.get_mut(f) {
             form.union = Some(m);
         }

@@ -127,6 +127,11 @@ impl<'r> Transaction<'r> {
             cache.clear();
         }
         self.head_cached = phase == 1;
+        self.paranoia = self
+            .vars
+            .get(Var::Tx, "detection_paranoia_level")
+            .and_then(|v| u8::try_from(atoi(v)).ok())
+            .unwrap_or(u8::MAX);
         let rules = self.rules;
         let list = rules.phases.get(usize::from(phase.saturating_sub(1)))?;
         let mut i = 0;
@@ -562,7 +567,7 @@ fn test_form(
     hits: &mut Vec<Hit>,
 ) {
     let union = rule.union.zip(tx.rules.union.as_ref());
-    if union.is_none_or(|(member, u)| cache.union_may_match(f, u, member)) {
+    if union.is_none_or(|(member, u)| cache.union_may_match(f, u, member, tx.paranoia)) {
         test_one(tx, rule, (var, key, cache.value(f)), hits);
     }
 }
@@ -588,7 +593,7 @@ fn test_value(
     // the union says its expression matches it.
     let may_match = |cache: &mut Cache, f: usize| {
         filter.is_none_or(|(slot, filter)| cache.may_match(f, filter, slot))
-            && union.is_none_or(|(member, u)| cache.union_may_match(f, u, member))
+            && union.is_none_or(|(member, u)| cache.union_may_match(f, u, member, tx.paranoia))
     };
     if cached {
         let trie = &tx.rules.chains;

@@ -116,6 +116,9 @@ pub struct Transaction<'r> {
     /// The cache holds phase 1's forms of the request head, and the head
     /// has not been fed since (see `run_phase`).
     pub(crate) head_cached: bool,
+    /// `TX:detection_paranoia_level` as the phase began (`u8::MAX` when
+    /// unset or not a level): which of the union's sets to search.
+    pub(crate) paranoia: u8,
 }
 
 impl std::fmt::Debug for Transaction<'_> {
@@ -243,6 +246,7 @@ impl RuleSet {
             current: None,
             phase_done: 0,
             head_cached: false,
+            paranoia: u8::MAX,
         }
     }
 }
