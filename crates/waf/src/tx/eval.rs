@@ -372,16 +372,19 @@ impl<'r> Transaction<'r> {
             Some(s) => self.vars.get_slot(s),
             None => self.vars.get(t.var, key),
         };
-        let value = match (found, t.count) {
-            (Some(v), false) => v.clone(),
+        let stored = match (found, t.count) {
+            (Some(v), false) => v,
             (None, false) => return false,
-            (Some(_), true) => Bytes::from_static(b"1"),
-            (None, true) => Bytes::from_static(b"0"),
+            (Some(_), true) => &Bytes::from_static(b"1"),
+            (None, true) => &Bytes::from_static(b"0"),
         };
         let mut caps = rule.capture.then(Captures::new);
-        if rule.operator.test(&value, &*self, caps.as_mut()) == rule.operator.negated {
+        if rule.operator.test(stored, &*self, caps.as_mut()) == rule.operator.negated {
             return false;
         }
+        // Shared only on a match: most such checks fail, and sharing
+        // costs two atomic updates of the value's count.
+        let value = stored.clone();
         // A count is named after the collection alone, as the general
         // path names it.
         let name = match (&t.key_name, t.count) {
