@@ -109,17 +109,45 @@ impl Completion {
     }
 }
 
-/// The state of a request on its way through `handle`.
+/// The state of a request on its way through `handle`: its books, boxed
+/// from the start (the response body takes them over as they are), and
+/// whether the connection closes after it. Boxed, the state every await
+/// of the request keeps stays small, and handing the books over moves a
+/// pointer, not the request's context.
 struct Exchange {
-    generation: Arc<Generation>,
-    ctx: Context,
-    facts: Facts,
-    route: Option<usize>,
-    stats: Option<Arc<RequestStats>>,
+    books: Box<Completion>,
     close: bool,
 }
 
+impl std::ops::Deref for Exchange {
+    type Target = Completion;
+    fn deref(&self) -> &Completion {
+        &self.books
+    }
+}
+
+impl std::ops::DerefMut for Exchange {
+    fn deref_mut(&mut self) -> &mut Completion {
+        &mut self.books
+    }
+}
+
 impl Exchange {
+    fn new(generation: Arc<Generation>, ctx: Context, facts: Facts, close: bool) -> Exchange {
+        Exchange {
+            books: Box::new(Completion {
+                generation,
+                route: None,
+                ctx,
+                facts,
+                status: 0,
+                stats: None,
+                _in_flight: None,
+            }),
+            close,
+        }
+    }
+
     fn event(&self, kind: EventKind, code: &'static str) {
         self.generation
             .events
@@ -150,11 +178,12 @@ impl Exchange {
     /// Runs the response-headers phase. A verdict other than `Continue`
     /// replaces the response; the replacement is not filtered again.
     fn response_phase(&mut self, parts: &mut http::response::Parts) -> Option<Response<Bytes>> {
-        let pipeline = match self.route.and_then(|i| self.generation.routes.get(i)) {
+        let books = &mut *self.books;
+        let pipeline = match books.route.and_then(|i| books.generation.routes.get(i)) {
             Some(r) => &r.pipeline,
-            None => &self.generation.default_pipeline,
+            None => &books.generation.default_pipeline,
         };
-        match pipeline.response_headers(&mut self.ctx, parts) {
+        match pipeline.response_headers(&mut books.ctx, parts) {
             Verdict::Continue => None,
             Verdict::Deny(p) => Some(p.to_response(&self.ctx.request_id)),
             Verdict::Respond(r) => Some(r),
@@ -178,16 +207,10 @@ impl Exchange {
         body: impl FnOnce(Box<Completion>) -> ResponseBody,
         in_flight: Option<InFlight>,
     ) -> Response<ResponseBody> {
-        let completion = Box::new(Completion {
-            generation: self.generation,
-            route: self.route,
-            ctx: self.ctx,
-            facts: self.facts,
-            status: parts.status.as_u16(),
-            stats: self.stats,
-            _in_flight: in_flight,
-        });
-        Response::from_parts(parts, body(completion))
+        let mut books = self.books;
+        books.status = parts.status.as_u16();
+        books._in_flight = in_flight;
+        Response::from_parts(parts, body(books))
     }
 }
 
@@ -306,21 +329,15 @@ pub fn refuse(conn: &ConnInfo, shared: &Shared, why: Refusal) -> Response<Respon
         conn.scheme,
     );
     ctx.tls = conn.tls.clone();
-    let mut ex = Exchange {
-        generation,
-        ctx,
-        facts: Facts {
-            method: Method::from_bytes(b"-").unwrap_or_default(),
-            uri: None,
-            normalized: None,
-            host: None,
-            version: Version::HTTP_11,
-            logged_headers: HeaderMap::new(),
-        },
-        route: None,
-        stats: None,
-        close: true,
+    let facts = Facts {
+        method: Method::from_bytes(b"-").unwrap_or_default(),
+        uri: None,
+        normalized: None,
+        host: None,
+        version: Version::HTTP_11,
+        logged_headers: HeaderMap::new(),
     };
+    let mut ex = Exchange::new(generation, ctx, facts, true);
     let (problem, kind, code) = why.problem();
     ex.event(kind, code);
     let v = ex.deny("http", problem);
@@ -348,22 +365,16 @@ async fn serve(
         None => parts.headers.get(HOST).cloned(),
     };
     let uri = parts.uri.clone();
-    // Built in place: this state lives across every await of the request.
-    let mut ex = Exchange {
-        generation: generation.clone(),
-        ctx: Context::new(request_id, conn.listener.clone(), conn.peer, conn.scheme),
-        facts: Facts {
-            method: parts.method.clone(),
-            uri: Some(uri.clone()),
-            normalized: None,
-            host: host_value.clone(),
-            version: parts.version,
-            logged_headers: generation.access_log.pick_headers(&parts.headers),
-        },
-        route: None,
-        stats: None,
-        close: false,
+    let facts = Facts {
+        method: parts.method.clone(),
+        uri: Some(uri.clone()),
+        normalized: None,
+        host: host_value.clone(),
+        version: parts.version,
+        logged_headers: generation.access_log.pick_headers(&parts.headers),
     };
+    let ctx = Context::new(request_id, conn.listener.clone(), conn.peer, conn.scheme);
+    let mut ex = Exchange::new(generation.clone(), ctx, facts, false);
     ex.ctx.tls = conn.tls.clone();
     ex.ctx.client_addr = headers::client_address(lcfg, peer, &parts.headers);
 
