@@ -131,7 +131,7 @@ impl Members {
                 .collect();
             let set = compile_regex_set(&patterns).ok()?;
             let absent = (0..self.patterns.len())
-                .filter(|i| !members.contains(i))
+                .filter(|&i| self.floors.get(i).is_none_or(|&f| f > level))
                 .fold(0, |m, i| m | bit(i));
             levels.push(Level {
                 up_to: level,
