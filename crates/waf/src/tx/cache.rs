@@ -320,6 +320,14 @@ impl Cache {
         out: &mut Vec<usize>,
     ) {
         out.clear();
+        // A value that sets off no step of the chain has one form.
+        let triggers = self.triggers.get(row).copied().unwrap_or(u64::MAX);
+        if triggers & trie.mask(node) == 0
+            && let Some(&original) = self.slots.get(row * self.width)
+        {
+            out.push(original as usize);
+            return;
+        }
         let mut n = node;
         loop {
             let f = self.form_in(row, trie, n, scratch);
