@@ -21,6 +21,7 @@ pub mod transforms;
 pub mod tx;
 mod union;
 pub mod variables;
+pub mod whole;
 
 pub use error::LoadError;
 pub use ruleset::{DataFiles, RuleSet, Settings, Source};

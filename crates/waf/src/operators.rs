@@ -11,6 +11,7 @@ use regex::bytes::{Regex, RegexBuilder};
 use crate::macros::Macro;
 use crate::prefilter;
 use crate::ruleset::DataFiles;
+use crate::whole::Whole;
 
 /// Capture groups of a match, for the `capture` action (`TX.0` .. `TX.9`).
 pub type Captures = Vec<Vec<u8>>;
@@ -18,6 +19,9 @@ pub type Captures = Vec<Vec<u8>>;
 #[derive(Debug, Clone)]
 pub enum Op {
     Rx(Regex),
+    /// An `@rx` pattern that only tests the whole value simply (see
+    /// `whole`).
+    Whole(Whole),
     Pm(Arc<AhoCorasick>),
     StrEq(Macro),
     Contains(Macro),
@@ -130,8 +134,12 @@ impl Operator {
                     return Err("macros inside @rx patterns are not supported".into());
                 }
                 let re = compile_regex(param)?;
-                literals = prefilter::regex_literals(&byte_escapes(param));
-                Op::Rx(re)
+                let pattern = byte_escapes(param);
+                literals = prefilter::regex_literals(&pattern);
+                match Whole::recognise(&pattern) {
+                    Some(w) => Op::Whole(w),
+                    None => Op::Rx(re),
+                }
             }
             "pm" => {
                 literals = prefilter::phrase_literals(param.split_ascii_whitespace());
@@ -266,6 +274,15 @@ impl Operator {
                     }
                 },
             },
+            Op::Whole(w) => {
+                let m = w.test(value);
+                // The whole value is the match, and there are no groups.
+                if let (true, Some(caps)) = (m, captures) {
+                    caps.clear();
+                    caps.push(value.to_vec());
+                }
+                m
+            }
             Op::Pm(ac) => match ac.find(value) {
                 None => false,
                 Some(m) => {
