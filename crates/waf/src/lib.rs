@@ -16,6 +16,7 @@ pub mod operators;
 pub(crate) mod prefilter;
 pub mod rule;
 pub mod ruleset;
+pub mod rx;
 mod seclang;
 pub mod transforms;
 pub mod tx;

@@ -11,6 +11,7 @@ use regex::bytes::{Regex, RegexBuilder};
 use crate::macros::Macro;
 use crate::prefilter;
 use crate::ruleset::DataFiles;
+use crate::rx::Rx;
 use crate::whole::Whole;
 
 /// Capture groups of a match, for the `capture` action (`TX.0` .. `TX.9`).
@@ -18,7 +19,7 @@ pub type Captures = Vec<Vec<u8>>;
 
 #[derive(Debug, Clone)]
 pub enum Op {
-    Rx(Regex),
+    Rx(Rx),
     /// An `@rx` pattern that only tests the whole value simply (see
     /// `whole`).
     Whole(Whole),
@@ -138,7 +139,7 @@ impl Operator {
                 literals = prefilter::regex_literals(&pattern);
                 match Whole::recognise(&pattern) {
                     Some(w) => Op::Whole(w),
-                    None => Op::Rx(re),
+                    None => Op::Rx(Rx::new(&pattern, re, compile_regex)),
                 }
             }
             "pm" => {
@@ -263,7 +264,7 @@ impl Operator {
                 // Most values do not match: the fast test first, the
                 // capturing search only for a match.
                 Some(_) if !re.is_match(value) => false,
-                Some(caps) => match re.captures(value) {
+                Some(caps) => match re.regex().captures(value) {
                     None => false,
                     Some(c) => {
                         caps.clear();

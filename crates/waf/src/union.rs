@@ -33,6 +33,7 @@ pub fn member(op: &Operator) -> Option<&str> {
     let Op::Rx(re) = &op.op else {
         return None;
     };
+    let re = re.regex();
     let joins = !op.negated && re.as_str().len() >= MIN_PATTERN_LEN && !re.is_match(b"");
     joins.then(|| re.as_str())
 }
