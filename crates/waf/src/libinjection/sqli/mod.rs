@@ -15,7 +15,7 @@ use tokens::*;
 
 const MAX_TOKENS: usize = 5;
 
-impl State<'_> {
+impl<'a> State<'a> {
     fn tokenize_into(&mut self, slot: usize) -> bool {
         self.current = slot;
         self.tokenize()
@@ -378,30 +378,35 @@ impl State<'_> {
         left.min(MAX_TOKENS)
     }
 
-    /// Tokenizes and folds under `flags`; returns the fingerprint.
-    pub fn fingerprint(&mut self, flags: u32) -> Vec<u8> {
-        let s = self.s;
-        *self = State::new(s, flags);
-        let n = self.fold();
+    /// Tokenizes and folds `s` under `flags`: the state it leaves, and
+    /// the fingerprint.
+    pub fn fingerprint(s: &'a [u8], flags: u32) -> (State<'a>, Fingerprint) {
+        let mut st = State::new(s, flags);
+        let n = st.fold();
         if n > 2 {
-            let last = self.t(n - 1);
+            let last = st.t(n - 1);
             if last.kind == BAREWORD
                 && last.str_open == b'`'
                 && last.len == 0
                 && last.str_close == 0
             {
-                self.tm(n - 1).kind = COMMENT;
+                st.tm(n - 1).kind = COMMENT;
             }
         }
-        let fp: Vec<u8> = (0..n).map(|i| self.t(i).kind).collect();
-        if fp.contains(&EVIL) {
-            let first = self.tm(0);
+        let mut fp = Fingerprint::default();
+        for i in 0..n {
+            let kind = st.t(i).kind;
+            fp.push(kind);
+        }
+        if fp.as_bytes().contains(&EVIL) {
+            let first = st.tm(0);
             *first = Token::default();
             first.assign(EVIL, 0, &[EVIL]);
-            self.tm(1).kind = 0;
-            return vec![EVIL];
+            st.tm(1).kind = 0;
+            fp = Fingerprint::default();
+            fp.push(EVIL);
         }
-        fp
+        (st, fp)
     }
 
     /// A known injection fingerprint, not explained away by the
@@ -486,32 +491,72 @@ pub fn detect(input: &[u8]) -> Option<Vec<u8>> {
     if input.is_empty() {
         return None;
     }
-    let mut st = State::new(input, 0);
-    let try_flags = |st: &mut State<'_>, flags: u32| {
-        let fp = st.fingerprint(flags);
-        st.is_attack(&fp).then_some(fp)
+    let attack = |flags: u32| {
+        let (st, fp) = State::fingerprint(input, flags);
+        let mysql_again = st.stats_comment_ddx > 0 || st.stats_comment_hash > 0;
+        (st.is_attack(fp.as_bytes()).then_some(fp), mysql_again)
     };
-    let mysql_again = |st: &State<'_>| st.stats_comment_ddx > 0 || st.stats_comment_hash > 0;
-    if let Some(fp) = try_flags(&mut st, FLAG_QUOTE_NONE | FLAG_SQL_ANSI) {
-        return Some(fp);
-    } else if mysql_again(&st)
-        && let Some(fp) = try_flags(&mut st, FLAG_QUOTE_NONE | FLAG_SQL_MYSQL)
-    {
-        return Some(fp);
+    let found = |fp: Fingerprint| Some(fp.as_bytes().to_vec());
+    match attack(FLAG_QUOTE_NONE | FLAG_SQL_ANSI) {
+        (Some(fp), _) => return found(fp),
+        (None, true) => {
+            if let (Some(fp), _) = attack(FLAG_QUOTE_NONE | FLAG_SQL_MYSQL) {
+                return found(fp);
+            }
+        }
+        (None, false) => {}
     }
-    if memchr::memchr(b'\'', input).is_some() {
-        if let Some(fp) = try_flags(&mut st, FLAG_QUOTE_SINGLE | FLAG_SQL_ANSI) {
-            return Some(fp);
-        } else if mysql_again(&st)
-            && let Some(fp) = try_flags(&mut st, FLAG_QUOTE_SINGLE | FLAG_SQL_MYSQL)
-        {
-            return Some(fp);
+    let (single, double) = quotes(input);
+    if single {
+        match attack(FLAG_QUOTE_SINGLE | FLAG_SQL_ANSI) {
+            (Some(fp), _) => return found(fp),
+            (None, true) => {
+                if let (Some(fp), _) = attack(FLAG_QUOTE_SINGLE | FLAG_SQL_MYSQL) {
+                    return found(fp);
+                }
+            }
+            (None, false) => {}
         }
     }
-    if memchr::memchr(b'"', input).is_some()
-        && let Some(fp) = try_flags(&mut st, FLAG_QUOTE_DOUBLE | FLAG_SQL_MYSQL)
-    {
-        return Some(fp);
+    if double && let (Some(fp), _) = attack(FLAG_QUOTE_DOUBLE | FLAG_SQL_MYSQL) {
+        return found(fp);
     }
     None
+}
+
+/// Whether `input` holds a single quote, and a double one. Most values
+/// inspected are short, where one plain pass costs less than setting up
+/// two vector searches.
+fn quotes(input: &[u8]) -> (bool, bool) {
+    if input.len() > 64 {
+        return (
+            memchr::memchr(b'\'', input).is_some(),
+            memchr::memchr(b'"', input).is_some(),
+        );
+    }
+    input.iter().fold((false, false), |(s, d), &c| {
+        (s || c == b'\'', d || c == b'"')
+    })
+}
+
+/// The token types of a folded input, at most `MAX_TOKENS`, kept in
+/// place rather than on the heap: most inputs are not attacks, and their
+/// fingerprint is only looked up.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Fingerprint {
+    kinds: [u8; 8],
+    len: usize,
+}
+
+impl Fingerprint {
+    fn push(&mut self, kind: u8) {
+        if let Some(k) = self.kinds.get_mut(self.len) {
+            *k = kind;
+            self.len += 1;
+        }
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        self.kinds.get(..self.len).unwrap_or(&[])
+    }
 }
