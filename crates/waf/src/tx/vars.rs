@@ -10,7 +10,7 @@
 //! Names made at run time (from macros) go to a table as before.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use foldhash::fast::RandomState;
@@ -94,7 +94,7 @@ struct Slot {
     listed: bool,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Vars {
     maps: [Map; 6],
     /// The numbering `slots` follows: the rule set's.
@@ -103,6 +103,23 @@ pub struct Vars {
     /// The slots written since the last `clear`, in the order they were
     /// first written: what TX is enumerated in, and what `clear` visits.
     live: Vec<u32>,
+}
+
+impl Default for Vars {
+    /// Vars that follow a numbering of their own until bound to a rule
+    /// set's (see `bind`). That numbering is made once and shared: a
+    /// transaction sets its vars aside for the next one as it ends
+    /// (`mem::take`), which would otherwise number ten names, with some
+    /// thirty allocations, on every request.
+    fn default() -> Self {
+        static UNBOUND: OnceLock<Arc<TxNames>> = OnceLock::new();
+        Vars {
+            maps: Default::default(),
+            names: UNBOUND.get_or_init(Arc::default).clone(),
+            slots: Vec::new(),
+            live: Vec::new(),
+        }
+    }
 }
 
 fn slot(var: Var) -> Option<usize> {
@@ -177,10 +194,19 @@ impl Vars {
         }
     }
 
+    /// The slot of TX key `key` (lower case), if the numbering has one
+    /// and it is held here: vars not bound yet (see `Default`) keep every
+    /// key in the table, and `bind` moves them to their slots.
+    fn bound_slot(&self, key: &str) -> Option<u32> {
+        self.names
+            .slot(key)
+            .filter(|&s| (s as usize) < self.slots.len())
+    }
+
     /// `key` must already be in lower case.
     pub fn get(&self, var: Var, key: &str) -> Option<&Bytes> {
         if var == Var::Tx
-            && let Some(s) = self.names.slot(key)
+            && let Some(s) = self.bound_slot(key)
         {
             return self.get_slot(s);
         }
@@ -195,7 +221,7 @@ impl Vars {
     pub fn set(&mut self, var: Var, key: &str, value: Bytes) {
         let key = lower(key);
         if var == Var::Tx
-            && let Some(s) = self.names.slot(&key)
+            && let Some(s) = self.bound_slot(&key)
         {
             return self.set_slot(s, value);
         }
@@ -221,7 +247,7 @@ impl Vars {
     pub fn remove(&mut self, var: Var, key: &str) {
         let key = lower(key);
         if var == Var::Tx
-            && let Some(s) = self.names.slot(&key)
+            && let Some(s) = self.bound_slot(&key)
         {
             return self.remove_slot(s);
         }
@@ -244,5 +270,32 @@ impl Vars {
             .into_iter()
             .flat_map(|m| m.iter().map(|(k, v)| (&**k, v)));
         slots.chain(table)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// Setting vars aside (`mem::take`) numbers nothing anew, and vars
+    /// bound later to a rule set's numbering keep what they held.
+    #[test]
+    fn unbound_vars_share_one_numbering_until_bound() {
+        let (a, mut b) = (Vars::default(), Vars::default());
+        assert!(Arc::ptr_eq(&a.names, &b.names));
+        b.set(Var::Tx, "Score", Bytes::from_static(b"5"));
+        b.set(Var::Tx, "1", Bytes::from_static(b"one"));
+        let mut names = TxNames::default();
+        let score = names.intern("score");
+        let names = Arc::new(names);
+        b.bind(&names);
+        assert!(Arc::ptr_eq(&b.names, &names));
+        assert_eq!(b.names.name(score), "score");
+        assert_eq!(b.get(Var::Tx, "score").unwrap().as_ref(), b"5");
+        assert_eq!(b.get(Var::Tx, "1").unwrap().as_ref(), b"one");
+        // The shared numbering is untouched.
+        assert!(Arc::ptr_eq(&a.names, &Vars::default().names));
+        assert_eq!(a.names.len(), 10);
     }
 }
