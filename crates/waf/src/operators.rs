@@ -68,6 +68,19 @@ pub fn compile_regex(pattern: &str) -> Result<Regex, String> {
         .map_err(|e| format!("cannot compile regular expression: {e}"))
 }
 
+/// The syntax tree of a pattern as `compile_regex` reads it (escapes
+/// already rewritten): bytes, `.` matching new lines, `$` only the very
+/// end. What the load-time analyses of patterns look at.
+pub fn syntax_tree(pattern: &str) -> Option<regex_syntax::hir::Hir> {
+    regex_syntax::ParserBuilder::new()
+        .unicode(false)
+        .utf8(false)
+        .dot_matches_new_line(true)
+        .build()
+        .parse(pattern)
+        .ok()
+}
+
 /// Compiles patterns already compiled alone (by `compile_regex`, so
 /// escapes rewritten) into one set with the same options: a set that read
 /// them differently would let values through that a rule matches.

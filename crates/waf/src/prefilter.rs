@@ -19,7 +19,6 @@ use std::collections::HashMap;
 use aho_corasick::automaton::{Automaton, StateID};
 use aho_corasick::dfa::DFA;
 use aho_corasick::{Anchored, MatchKind, StartKind};
-use regex_syntax::ParserBuilder;
 use regex_syntax::hir::literal::{ExtractKind, Extractor};
 use regex_syntax::hir::{Class, ClassBytes, ClassBytesRange, Hir, HirKind, Repetition};
 
@@ -35,13 +34,7 @@ const MAX_LITERALS: usize = 128;
 /// value the regular expression (already rewritten for bytes) matches, or
 /// `None` when no such short list exists.
 pub fn regex_literals(pattern: &str) -> Option<Vec<Vec<u8>>> {
-    let hir = ParserBuilder::new()
-        .unicode(false)
-        .utf8(false)
-        .dot_matches_new_line(true)
-        .build()
-        .parse(pattern)
-        .ok()?;
+    let hir = crate::operators::syntax_tree(pattern)?;
     let hir = fold_case(hir);
     let ends = [ExtractKind::Prefix, ExtractKind::Suffix].map(|kind| {
         let mut ex = Extractor::new();

@@ -17,7 +17,6 @@
 use regex::bytes::Regex;
 use regex_automata::MatchKind;
 use regex_automata::util::prefilter::Prefilter;
-use regex_syntax::ParserBuilder;
 use regex_syntax::hir::{Hir, HirKind};
 
 /// More branches than this cost more passes than a walk saves.
@@ -72,13 +71,7 @@ impl Rx {
 /// whole offers no fast search for its first literals and each branch
 /// does.
 fn split(pattern: &str) -> Option<Vec<String>> {
-    let hir = ParserBuilder::new()
-        .unicode(false)
-        .utf8(false)
-        .dot_matches_new_line(true)
-        .build()
-        .parse(pattern)
-        .ok()?;
+    let hir = crate::operators::syntax_tree(pattern)?;
     if fast_start(&hir) {
         return None;
     }

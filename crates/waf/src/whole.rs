@@ -5,7 +5,6 @@
 //! pattern is recognised from its syntax tree at load and tested directly;
 //! any other stays a regular expression.
 
-use regex_syntax::ParserBuilder;
 use regex_syntax::hir::{Class, Hir, HirKind, Look};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,13 +20,7 @@ impl Whole {
     /// read as `operators::compile_regex` compiles it (escapes already
     /// rewritten): bytes, `.` matching new lines, `$` only the very end.
     pub fn recognise(pattern: &str) -> Option<Whole> {
-        let hir = ParserBuilder::new()
-            .unicode(false)
-            .utf8(false)
-            .dot_matches_new_line(true)
-            .build()
-            .parse(pattern)
-            .ok()?;
+        let hir = crate::operators::syntax_tree(pattern)?;
         let HirKind::Concat(parts) = hir.kind() else {
             return None;
         };

@@ -496,27 +496,21 @@ pub fn detect(input: &[u8]) -> Option<Vec<u8>> {
         let mysql_again = st.stats_comment_ddx > 0 || st.stats_comment_hash > 0;
         (st.is_attack(fp.as_bytes()).then_some(fp), mysql_again)
     };
+    // A quoting context is read as ANSI SQL, and again as MySQL when the
+    // first reading met a comment MySQL reads otherwise (`--` with no
+    // space after it, `#`).
+    let in_context = |quote: u32| match attack(quote | FLAG_SQL_ANSI) {
+        (Some(fp), _) => Some(fp),
+        (None, true) => attack(quote | FLAG_SQL_MYSQL).0,
+        (None, false) => None,
+    };
     let found = |fp: Fingerprint| Some(fp.as_bytes().to_vec());
-    match attack(FLAG_QUOTE_NONE | FLAG_SQL_ANSI) {
-        (Some(fp), _) => return found(fp),
-        (None, true) => {
-            if let (Some(fp), _) = attack(FLAG_QUOTE_NONE | FLAG_SQL_MYSQL) {
-                return found(fp);
-            }
-        }
-        (None, false) => {}
+    if let Some(fp) = in_context(FLAG_QUOTE_NONE) {
+        return found(fp);
     }
     let (single, double) = quotes(input);
-    if single {
-        match attack(FLAG_QUOTE_SINGLE | FLAG_SQL_ANSI) {
-            (Some(fp), _) => return found(fp),
-            (None, true) => {
-                if let (Some(fp), _) = attack(FLAG_QUOTE_SINGLE | FLAG_SQL_MYSQL) {
-                    return found(fp);
-                }
-            }
-            (None, false) => {}
-        }
+    if single && let Some(fp) = in_context(FLAG_QUOTE_SINGLE) {
+        return found(fp);
     }
     if double && let (Some(fp), _) = attack(FLAG_QUOTE_DOUBLE | FLAG_SQL_MYSQL) {
         return found(fp);
