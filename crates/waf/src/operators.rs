@@ -148,11 +148,17 @@ impl Operator {
                     return Err("macros inside @rx patterns are not supported".into());
                 }
                 let re = compile_regex(param)?;
-                let pattern = byte_escapes(param);
-                literals = prefilter::regex_literals(&pattern);
-                match Whole::recognise(&pattern) {
-                    Some(w) => Op::Whole(w),
-                    None => Op::Rx(Rx::new(&pattern, re, compile_regex)),
+                // The pattern compiled, so its syntax tree reads; it is
+                // read once for every load-time analysis.
+                match syntax_tree(&byte_escapes(param)) {
+                    Some(hir) => {
+                        literals = prefilter::regex_literals(&hir);
+                        match Whole::recognise(&hir) {
+                            Some(w) => Op::Whole(w),
+                            None => Op::Rx(Rx::new(&hir, re, compile_regex)),
+                        }
+                    }
+                    None => Op::Rx(Rx::whole(re)),
                 }
             }
             "pm" => {

@@ -31,11 +31,10 @@ use crate::variables::Var;
 const MAX_LITERALS: usize = 128;
 
 /// Literals at least one of which occurs (ignoring ASCII case) in every
-/// value the regular expression (already rewritten for bytes) matches, or
+/// value the regular expression of syntax tree `hir` matches, or
 /// `None` when no such short list exists.
-pub fn regex_literals(pattern: &str) -> Option<Vec<Vec<u8>>> {
-    let hir = crate::operators::syntax_tree(pattern)?;
-    let hir = fold_case(hir);
+pub fn regex_literals(hir: &Hir) -> Option<Vec<Vec<u8>>> {
+    let hir = fold_case(hir.clone());
     let ends = [ExtractKind::Prefix, ExtractKind::Suffix].map(|kind| {
         let mut ex = Extractor::new();
         ex.kind(kind).limit_total(MAX_LITERALS).limit_class(12);
@@ -538,7 +537,7 @@ mod tests {
     use super::*;
 
     fn lits(p: &str) -> Option<Vec<String>> {
-        regex_literals(p).map(|v| {
+        regex_literals(&crate::operators::syntax_tree(p).unwrap()).map(|v| {
             v.into_iter()
                 .map(|l| String::from_utf8(l).unwrap())
                 .collect()
@@ -607,7 +606,8 @@ mod tests {
         ];
         let mut all = Literals::default();
         for (slot, p) in (0u32..).zip(&pats) {
-            all.add(&regex_literals(p).unwrap(), slot);
+            let hir = crate::operators::syntax_tree(p).unwrap();
+            all.add(&regex_literals(&hir).unwrap(), slot);
         }
         let f = all.build().unwrap();
         let values: [&[u8]; 6] = [

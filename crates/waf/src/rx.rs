@@ -34,21 +34,29 @@ pub struct Rx {
 }
 
 impl Rx {
-    /// `re` compiled from `pattern` (escapes already rewritten) by
-    /// `compile`, which compiles each branch the same way.
-    pub fn new(pattern: &str, re: Regex, compile: impl Fn(&str) -> Result<Regex, String>) -> Rx {
-        let branches = split(pattern)
+    /// `re` compiled, by `compile`, from the pattern `hir` is the syntax
+    /// tree of; each branch is compiled the same way.
+    pub fn new(hir: &Hir, re: Regex, compile: impl Fn(&str) -> Result<Regex, String>) -> Rx {
+        let branches = split(hir)
             .and_then(|bs| bs.iter().map(|b| compile(b).ok()).collect())
             .unwrap_or_default();
         Rx { re, branches }
+    }
+
+    /// `re`, always searched whole.
+    pub fn whole(re: Regex) -> Rx {
+        Rx {
+            re,
+            branches: Box::default(),
+        }
     }
 
     pub fn is_match(&self, value: &[u8]) -> bool {
         // Each search has a fixed cost (some 15 ns) that a short value does
         // not win back: measured on the Core Rule Set's split patterns, the
         // branches pay off from about 32 bytes a branch.
-        if value.len() < BYTES_PER_BRANCH.saturating_mul(self.branches.len())
-            || self.branches.is_empty()
+        if self.branches.is_empty()
+            || value.len() < BYTES_PER_BRANCH.saturating_mul(self.branches.len())
         {
             self.re.is_match(value)
         } else {
@@ -67,16 +75,15 @@ impl Rx {
     }
 }
 
-/// The top-level branches of `pattern` as patterns of their own, when the
+/// The top-level branches of a pattern as patterns of their own, when the
 /// whole offers no fast search for its first literals and each branch
 /// does.
-fn split(pattern: &str) -> Option<Vec<String>> {
-    let hir = crate::operators::syntax_tree(pattern)?;
-    if fast_start(&hir) {
+fn split(hir: &Hir) -> Option<Vec<String>> {
+    if fast_start(hir) {
         return None;
     }
     // A group around the whole pattern changes nothing for a yes or no.
-    let mut top = &hir;
+    let mut top = hir;
     while let HirKind::Capture(c) = top.kind() {
         top = &c.sub;
     }
@@ -100,7 +107,7 @@ fn fast_start(hir: &Hir) -> bool {
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
-    use crate::operators::compile_regex;
+    use crate::operators::{compile_regex, syntax_tree};
 
     /// Long enough to be searched branch by branch.
     fn long(v: &str) -> String {
@@ -108,7 +115,11 @@ mod tests {
     }
 
     fn rx(p: &str) -> Rx {
-        Rx::new(p, compile_regex(p).unwrap(), compile_regex)
+        Rx::new(
+            &syntax_tree(p).unwrap(),
+            compile_regex(p).unwrap(),
+            compile_regex,
+        )
     }
 
     /// Rule 942350's pattern, as the Core Rule Set writes it.

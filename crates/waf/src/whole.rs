@@ -16,11 +16,10 @@ pub enum Whole {
 }
 
 impl Whole {
-    /// The test `pattern` amounts to, if it is that simple. The pattern is
-    /// read as `operators::compile_regex` compiles it (escapes already
-    /// rewritten): bytes, `.` matching new lines, `$` only the very end.
-    pub fn recognise(pattern: &str) -> Option<Whole> {
-        let hir = crate::operators::syntax_tree(pattern)?;
+    /// The test a pattern amounts to, if it is that simple, from its
+    /// syntax tree as `operators::syntax_tree` reads it: bytes, `.`
+    /// matching new lines, `$` only the very end.
+    pub fn recognise(hir: &Hir) -> Option<Whole> {
         let HirKind::Concat(parts) = hir.kind() else {
             return None;
         };
@@ -91,7 +90,11 @@ fn inner(h: &Hir) -> Option<Whole> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::operators::compile_regex;
+    use crate::operators::{compile_regex, syntax_tree};
+
+    fn recognise(p: &str) -> Option<Whole> {
+        Whole::recognise(&syntax_tree(p).unwrap())
+    }
 
     /// Every recognised pattern answers as the regex engine does, on
     /// values chosen to hit each edge (empty, new lines, near misses).
@@ -123,7 +126,7 @@ mod tests {
             "^.+$",
         ];
         for p in patterns {
-            let w = Whole::recognise(p).unwrap_or_else(|| panic!("{p} not recognised"));
+            let w = recognise(p).unwrap_or_else(|| panic!("{p} not recognised"));
             let re = compile_regex(p).unwrap();
             for v in values {
                 assert_eq!(w.test(v), re.is_match(v), "{p} on {v:?}");
@@ -144,7 +147,7 @@ mod tests {
             "^(?:GET|H.AD)$",
             "(?m)^0$",
         ] {
-            assert_eq!(Whole::recognise(p), None, "{p}");
+            assert_eq!(recognise(p), None, "{p}");
         }
     }
 }
