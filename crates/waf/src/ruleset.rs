@@ -12,6 +12,7 @@ use crate::prefilter::{ChainTrie, Chains, Prefilter};
 use crate::rule::{Defaults, Disruptive, EngineMode, Rule, in_ranges, parse_id_ranges};
 use crate::seclang::{Line, lines, split_actions};
 use crate::tx::TxNames;
+use crate::tx::prologue::Prologue;
 use crate::union::{Members, Union};
 use crate::variables::parse_targets;
 
@@ -83,6 +84,8 @@ pub struct RuleSet {
     pub(crate) chains: ChainTrie,
     /// The TX keys the rules name, numbered (see `tx::vars`).
     pub(crate) tx_names: Arc<TxNames>,
+    /// Phase 1's opening rules, run once at load (see `tx::prologue`).
+    pub(crate) prologue: Option<Prologue>,
     pub settings: Settings,
     rules: usize,
 }
@@ -623,14 +626,17 @@ impl Builder {
             }
         }
         let (chains, prefilter) = chains.build();
-        RuleSet {
+        let mut set = RuleSet {
             phases,
             prefilter,
             union: members.build(),
             chains,
             tx_names: Arc::new(tx_names),
+            prologue: None,
             settings: self.settings,
             rules,
-        }
+        };
+        set.prologue = crate::tx::prologue::work_out(&set);
+        set
     }
 }

@@ -134,9 +134,23 @@ impl<'r> Transaction<'r> {
             .unwrap_or(u8::MAX);
         let rules = self.rules;
         let list = rules.phases.get(usize::from(phase.saturating_sub(1)))?;
+        // Phase 1's opening rules that every request runs to the same end
+        // are taken as worked out at load, when nothing has changed them
+        // (see `prologue`).
+        let prologue = rules
+            .prologue
+            .as_ref()
+            .filter(|p| phase == 1 && self.prologue_applies(p));
         let mut i = 0;
         let mut skip = 0u32;
         while let Some(entry) = list.get(i) {
+            if let Some(p) = prologue
+                && i == p.start
+            {
+                self.take_prologue(p);
+                i = p.resume;
+                continue;
+            }
             i += 1;
             let Entry::Rule(rule, skip_to, gate) = entry else {
                 continue;
@@ -190,7 +204,7 @@ impl<'r> Transaction<'r> {
         None
     }
 
-    fn record(&mut self, rule: &Rule, phase: u8) {
+    pub(super) fn record(&mut self, rule: &Rule, phase: u8) {
         // Silent (`nolog`) rules match on every request (initialisation,
         // paranoia-level skips): only their id is kept.
         let text = |m: &Option<crate::macros::Macro>| match m {
@@ -238,7 +252,7 @@ impl<'r> Transaction<'r> {
 
     /// Before the next rule: MATCHED_VARS starts empty, MATCHED_VAR keeps
     /// the last match.
-    fn retire_matched_vars(&mut self) {
+    pub(super) fn retire_matched_vars(&mut self) {
         if std::mem::take(&mut self.matched_var_is_last)
             && let Some(last) = self.matched_vars.pop()
         {
@@ -254,7 +268,7 @@ impl<'r> Transaction<'r> {
     /// tested first (lending values, allocating nothing); then, for each
     /// match in order, the matched variable and captures are set and the
     /// rule's non-disruptive actions run, as the reference engines do.
-    fn eval_rule(&mut self, rule: &'r Rule, head: &'r Rule) -> bool {
+    pub(super) fn eval_rule(&mut self, rule: &'r Rule, head: &'r Rule) -> bool {
         if rule.targets.include.is_empty() {
             // SecAction, or a rule whose targets were all removed.
             if rule.operator.test(b"", &*self, None) == rule.operator.negated {

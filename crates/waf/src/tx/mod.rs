@@ -4,7 +4,8 @@
 
 mod cache;
 mod collect;
-mod eval;
+pub mod eval;
+pub(crate) mod prologue;
 mod request;
 mod vars;
 

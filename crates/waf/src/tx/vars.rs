@@ -87,14 +87,14 @@ impl TxNames {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Slot {
     value: Option<Bytes>,
     /// Whether the slot is in `Vars::live`.
     listed: bool,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Vars {
     maps: [Map; 6],
     /// The numbering `slots` follows: the rule set's.
@@ -171,6 +171,34 @@ impl Vars {
         let table: Vec<(Box<str>, Bytes)> = self.maps[0].drain().collect();
         for (k, v) in held.into_iter().chain(table) {
             self.set(Var::Tx, &k, v);
+        }
+    }
+
+    /// Whether no collection holds anything.
+    pub fn is_empty(&self) -> bool {
+        self.live.is_empty() && self.maps.iter().all(|m| m.is_empty())
+    }
+
+    /// Whether both follow the same numbering of TX keys.
+    pub fn same_numbering(&self, other: &Vars) -> bool {
+        Arc::ptr_eq(&self.names, &other.names) && self.slots.len() == other.slots.len()
+    }
+
+    /// Takes what `from` holds, in its order, into these empty vars of the
+    /// same numbering (see `same_numbering`): as if its writes were made
+    /// here. The values are shared, not copied.
+    pub fn restore(&mut self, from: &Vars) {
+        for &s in &from.live {
+            let value = from.slots.get(s as usize).and_then(|v| v.value.clone());
+            if let Some(slot) = self.slots.get_mut(s as usize) {
+                slot.value = value;
+                if !std::mem::replace(&mut slot.listed, true) {
+                    self.live.push(s);
+                }
+            }
+        }
+        for (to, from) in self.maps.iter_mut().zip(&from.maps) {
+            to.extend(from.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
     }
 
