@@ -271,6 +271,12 @@ pub fn atoi(s: &[u8]) -> i64 {
 pub trait Context {
     fn expand(&self, m: &Macro) -> Vec<u8>;
     fn remote_addr(&self) -> Option<std::net::IpAddr>;
+    /// What a macro of one reference to a key of a writable collection
+    /// (`%{tx.allowed_methods}`) expands to, lent rather than copied; `None`
+    /// when the macro is not such a reference.
+    fn lend<'a>(&'a self, _m: &Macro) -> Option<&'a [u8]> {
+        None
+    }
 }
 
 impl Operator {
@@ -370,8 +376,8 @@ impl Operator {
 
 /// A parameter's value: borrowed when it is literal text (the common
 /// case), expanded when it holds macros.
-fn with<'m>(cx: &dyn Context, m: &'m Macro) -> std::borrow::Cow<'m, [u8]> {
-    match m.literal() {
+fn with<'a>(cx: &'a dyn Context, m: &'a Macro) -> std::borrow::Cow<'a, [u8]> {
+    match m.literal().or_else(|| cx.lend(m)) {
         Some(l) => std::borrow::Cow::Borrowed(l),
         None => std::borrow::Cow::Owned(cx.expand(m)),
     }

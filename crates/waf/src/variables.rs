@@ -169,6 +169,11 @@ pub enum Selector {
     /// to ASCII case: a key expression that is only `^` and plain text
     /// (`TX:/^header_name_920450_/`), which is then no expression to run.
     Prefix(String),
+    /// Keys holding a text (in lower case) anywhere, compared without
+    /// regard to ASCII case: a key expression of plain text, maybe ending
+    /// in a character any number of times, which a match needs none of
+    /// (`TX:/MULTIPART_HEADERS_CONTENT_TYPES_*/`).
+    Contains(String),
     /// An XPath expression (only for `XML`).
     XPath(String),
 }
@@ -182,9 +187,19 @@ impl Selector {
             Selector::Prefix(p) => key
                 .get(..p.len())
                 .is_some_and(|k| k.eq_ignore_ascii_case(p.as_bytes())),
+            Selector::Contains(t) => contains(key, t.as_bytes()),
             Selector::XPath(_) => false,
         }
     }
+}
+
+/// Whether `text` (lower case) is in `key`, ignoring ASCII case. Out of
+/// line: `matches_key` is asked some 500 times a request, nearly all for
+/// one key, and stays small enough to be inlined.
+#[inline(never)]
+fn contains(key: &[u8], text: &[u8]) -> bool {
+    key.windows(text.len())
+        .any(|w| w.eq_ignore_ascii_case(text))
 }
 
 /// One entry of a rule's target list.
@@ -316,12 +331,23 @@ fn parse_selector(var: Var, key: &str) -> Result<Selector, String> {
         && !key.is_empty()
         && key.len() >= 2
     {
+        let plain = |t: &str| {
+            !t.is_empty()
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        };
         if let Some(text) = pattern.strip_prefix('^')
-            && text
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            && plain(text)
         {
             return Ok(Selector::Prefix(text.to_ascii_lowercase()));
+        }
+        // `x*` at the end may match nothing, so it decides nothing.
+        let text = match pattern.strip_suffix('*') {
+            Some(t) if t.len() > 1 && plain(t) => t.get(..t.len() - 1).unwrap_or(""),
+            _ => pattern,
+        };
+        if plain(text) {
+            return Ok(Selector::Contains(text.to_ascii_lowercase()));
         }
         let re = RegexBuilder::new(pattern)
             .case_insensitive(true)
@@ -372,6 +398,35 @@ mod tests {
         assert!(sel(1).matches_key(b"abc") && sel(1).matches_key(b"axcd"));
         assert!(matches!(sel(2), Selector::Regex(_)));
         assert!(sel(2).matches_key(b"ab") && !sel(2).matches_key(b"abc"));
+    }
+
+    /// Plain text, maybe with a repeated last character, is looked for
+    /// anywhere in the key, as the expression would find it.
+    #[test]
+    fn a_key_expression_of_plain_text_is_searched_for() {
+        let text = "TX:/MULTIPART_HEADERS_CONTENT_TYPES_*/|TX:/b-c/|TX:/ab*c/|TX:/x_*_*/";
+        let t = parse_targets(text).unwrap();
+        let sel = |i: usize| &t.include[i].selector;
+        assert!(matches!(sel(0), Selector::Contains(p) if p == "multipart_headers_content_types"));
+        assert!(matches!(sel(1), Selector::Contains(p) if p == "b-c"));
+        assert!(matches!(sel(2), Selector::Regex(_)));
+        assert!(matches!(sel(3), Selector::Regex(_)));
+        let patterns = ["MULTIPART_HEADERS_CONTENT_TYPES_*", "b-c"];
+        let keys: [&[u8]; 7] = [
+            b"multipart_headers_content_types_x-file",
+            b"MULTIPART_HEADERS_CONTENT_TYPES",
+            b"x_multipart_headers_content_types",
+            b"multipart_headers_content_type",
+            b"ab-cd",
+            b"B-C",
+            b"",
+        ];
+        for (i, p) in patterns.iter().enumerate() {
+            let re = RegexBuilder::new(p).case_insensitive(true).build().unwrap();
+            for k in keys {
+                assert_eq!(sel(i).matches_key(k), re.is_match(k), "{p} on {k:?}");
+            }
+        }
     }
 
     #[test]

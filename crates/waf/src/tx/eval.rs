@@ -5,7 +5,7 @@ use bytes::Bytes;
 
 use super::cache::Cache;
 use super::{Intervention, Pair, Transaction, Work};
-use crate::macros::Macro;
+use crate::macros::{Macro, Part};
 use crate::operators::{Captures, Context, atoi};
 use crate::prefilter::VarKey;
 use crate::rule::{AllowScope, Disruptive, Effect, EngineMode, Rule, SetOp, SetVar, in_ranges};
@@ -39,6 +39,16 @@ impl Context for Transaction<'_> {
 
     fn remote_addr(&self) -> Option<std::net::IpAddr> {
         self.data.remote_addr
+    }
+
+    fn lend<'a>(&'a self, m: &Macro) -> Option<&'a [u8]> {
+        // Keys are kept in lower case, as `lookup` finds them.
+        match m.parts.as_slice() {
+            [Part::Var(var, Some(key))] if super::vars::is_writable(*var) => {
+                Some(self.vars.get(*var, key).map_or(&b""[..], |v| &v[..]))
+            }
+            _ => None,
+        }
     }
 }
 
@@ -506,7 +516,10 @@ impl<'r> Transaction<'r> {
             SetOp::Delete => None,
             SetOp::Set(v) => Some(v.expand_bytes(|var, key, out| self.lookup(var, key, out))),
             SetOp::Add(v) | SetOp::Sub(v) => {
-                let delta = atoi(&self.expand(v));
+                let delta = match self.lend(v) {
+                    Some(lent) => atoi(lent),
+                    None => atoi(&self.expand(v)),
+                };
                 let now = match &key {
                     Key::Slot(n) => self.vars.get_slot(*n),
                     Key::Name(n) => self.vars.get(s.collection, n),
