@@ -272,6 +272,41 @@ mod tests {
         assert!(rules.union.as_ref().unwrap().levels.len() >= 3);
     }
 
+    /// A member without literals passes over a variable none of whose
+    /// values its expression matches, and still finds the one value that
+    /// does among many.
+    #[test]
+    fn members_find_their_value_among_many() {
+        let text = format!(
+            "SecRuleEngine On\n\
+             SecRule ARGS \"@rx {}\" \"id:10,phase:2,pass,log\"\n\
+             SecRule ARGS_NAMES|ARGS \"@rx {}\" \"id:11,phase:2,pass,log\"\n\
+             SecRule ARGS \"@rx (?i)select\" \"id:12,phase:2,pass,log\"",
+            long('x', 'y').replace('"', "\\\""),
+            long('p', 'q').replace('"', "\\\"")
+        );
+        let rules = crate::RuleSet::load(&[crate::Source::text("t.conf", &text)]).unwrap();
+        // With a prefilter (for the third rule's literal), the members
+        // read the variables' listed forms.
+        assert!(rules.union.is_some() && rules.prefilter.is_some());
+        let run = |query: &str| {
+            let mut tx = rules.transaction();
+            tx.request_line(b"GET", format!("/?{query}").as_bytes(), b"HTTP/1.1");
+            tx.process_request(b"");
+            tx.matches().iter().map(|m| m.id).collect::<Vec<_>>()
+        };
+        let clean: Vec<String> = (0..20).map(|i| format!("k{i}=plain+value+{i}")).collect();
+        let clean = clean.join("&");
+        assert_eq!(run(&clean), Vec::<u32>::new());
+        let xy = "%3Bxyxyxyxyxyxyxyxyxyxyxyxyxyxyxyxyxyxyxyxyxyxyxyxy";
+        assert_eq!(run(&format!("{clean}&last={xy}")), vec![10]);
+        assert_eq!(run(&format!("first={xy}&{clean}")), vec![10]);
+        // A name is one of the second rule's values, not the first's.
+        let pq = "%7Cpqpqpqpqpqpqpqpqpqpqpqpqpqpqpqpqpqpqpqpqpqpqpqpq";
+        assert_eq!(run(&format!("{clean}&{pq}=1")), vec![11]);
+        assert_eq!(run(&format!("{clean}&a={pq}&b={xy}")), vec![10, 11]);
+    }
+
     #[test]
     fn the_union_tells_which_members_match() {
         // The last one needs `.` to match a new line, as rules read it.

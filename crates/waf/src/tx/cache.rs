@@ -53,6 +53,9 @@ pub struct Cache {
     /// many there are: one per value, in order, after the key's chain
     /// (none for keys of every step).
     key_forms: Vec<(u32, u32)>,
+    /// Per variable key, which of the union's members match some form of
+    /// its listed values, once asked (see `key_union_may_match`).
+    key_union: Vec<Option<u128>>,
     form_list: Vec<u32>,
     /// Per variable (and whether XML attributes): its values as they
     /// come (see `plain`).
@@ -112,6 +115,7 @@ impl Cache {
     pub fn next_phase(&mut self) {
         self.var_bits.clear();
         self.key_forms.clear();
+        self.key_union.clear();
         self.form_list.clear();
         self.plain.clear();
         self.row_list.clear();
@@ -129,6 +133,7 @@ impl Cache {
         self.empty = None;
         self.var_bits.clear();
         self.key_forms.clear();
+        self.key_union.clear();
         self.form_list.clear();
         self.plain.clear();
         self.row_list.clear();
@@ -363,14 +368,20 @@ impl Cache {
     /// through the union once.
     #[inline]
     pub fn union_may_match(&mut self, f: usize, u: &Union, member: u32, paranoia: u8) -> bool {
-        let matched = match self.forms.get(f).and_then(|form| form.union) {
-            Some(m) => m,
-            None => self.union_new(f, u, paranoia),
-        };
+        let matched = self.union_verdict(f, u, paranoia);
         // A member the mask has no bit for is never ruled out.
         1u128
             .checked_shl(member)
             .is_none_or(|bit| matched & bit != 0)
+    }
+
+    /// Which of the union's members match form `f`.
+    #[inline]
+    fn union_verdict(&mut self, f: usize, u: &Union, paranoia: u8) -> u128 {
+        match self.forms.get(f).and_then(|form| form.union) {
+            Some(m) => m,
+            None => self.union_new(f, u, paranoia),
+        }
     }
 
     /// The union's verdict on a form it has not seen yet.

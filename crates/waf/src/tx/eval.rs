@@ -323,6 +323,23 @@ impl<'r> Transaction<'r> {
                         if let Some((start, len)) =
                             cache.list_forms((id, var_key(rule, t)), trie, pf, scratch, &values)
                         {
+                            // A member of the union without literals takes
+                            // the union's word for the whole variable when
+                            // it reads all of it (a key it does not read
+                            // would be asked about for nothing).
+                            let union = rule.union.zip(self.rules.union.as_ref());
+                            if filter.is_none()
+                                && matches!(t.selector, Selector::All)
+                                && let Some((member, u)) = union
+                                && !cache.key_union_may_match(
+                                    (id, start, len),
+                                    u,
+                                    member,
+                                    self.paranoia,
+                                )
+                            {
+                                continue;
+                            }
                             let can_exclude = self.can_exclude(rule, t);
                             for p in 0..len {
                                 let Some(form) = cache.listed_form(start + p) else {

@@ -6,6 +6,7 @@
 use super::{Cache, NONE, Values, index};
 use crate::prefilter::{ChainTrie, Prefilter, VarKey};
 use crate::transforms::Scratch;
+use crate::union::Union;
 use crate::variables::Var;
 
 /// A variable's values as they come, in one phase.
@@ -195,6 +196,43 @@ impl Cache {
     /// The form listed at `i` (see `key_forms`).
     pub fn listed_form(&self, i: usize) -> Option<usize> {
         self.form_list.get(i).map(|&f| f as usize)
+    }
+
+    /// Whether the union's member `member` may match a form listed for
+    /// variable key `id` (`len` of them from `start`, see `key_forms`):
+    /// false only when its expression matches none of them. The union's
+    /// verdicts on the key's forms are gathered once a phase, so the
+    /// members without literals, which would each ask it form by form,
+    /// pass over a variable none of whose values concerns them at once.
+    pub fn key_union_may_match(
+        &mut self,
+        (id, start, len): (u32, usize, usize),
+        u: &Union,
+        member: u32,
+        paranoia: u8,
+    ) -> bool {
+        let known = self.key_union.get(id as usize).copied().flatten();
+        let matched = match known {
+            Some(m) => m,
+            None => {
+                let mut m = 0;
+                for i in start..start + len {
+                    if let Some(f) = self.listed_form(i) {
+                        m |= self.union_verdict(f, u, paranoia);
+                    }
+                }
+                if self.key_union.len() <= id as usize {
+                    self.key_union.resize(id as usize + 1, None);
+                }
+                if let Some(k) = self.key_union.get_mut(id as usize) {
+                    *k = Some(m);
+                }
+                m
+            }
+        };
+        1u128
+            .checked_shl(member)
+            .is_none_or(|bit| matched & bit != 0)
     }
 
     /// Whether the rule in `slot` may match form `f`, which has been
