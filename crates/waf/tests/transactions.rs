@@ -81,6 +81,38 @@ SecRule ARGS "@rx <script" "id:3,phase:2,pass,t:none,t:urlDecode,multiMatch"
     assert_eq!(matched(&r, "/?q=script", &[]), Vec::<u32>::new());
 }
 
+/// When no value sets off a step of a `multiMatch` chain, each value has
+/// one form, taken from the variable's list: the rule must still find
+/// its value among the others, under its own name, as it does when some
+/// value has several forms.
+#[test]
+fn multi_match_finds_its_value_whether_or_not_the_chain_changes_any() {
+    let r = rules(
+        r#"
+SecRule ARGS "@rx select" "id:1,phase:2,pass,log,t:none,t:urlDecode,t:lowercase,multiMatch"
+SecRule ARGS_NAMES|ARGS "@detectSQLi" "id:2,phase:2,pass,log,t:none,t:urlDecode,multiMatch"
+"#,
+    );
+    let hits = |uri: &str| {
+        let mut tx = r.transaction();
+        tx.request_line(b"GET", uri.as_bytes(), b"HTTP/1.1");
+        tx.process_request(b"");
+        tx.matches()
+            .iter()
+            .map(|m| format!("{}:{}", m.id, m.var_name))
+            .collect::<Vec<_>>()
+    };
+    // Lower case, nothing to decode: one form per value.
+    assert_eq!(hits("/?a=plain&b=select+x&c=word"), ["1:ARGS:b"]);
+    assert_eq!(hits("/?a=plain&c=word&b=select+x"), ["1:ARGS:b"]);
+    assert_eq!(hits("/?a=plain&c=word&b=1+or+1%3D1"), ["2:ARGS:b"]);
+    // `C` sets off the lowercase step.
+    assert_eq!(hits("/?a=plain&b=select+x&c=Word"), ["1:ARGS:b"]);
+    assert_eq!(hits("/?a=plain&b=1+or+1%3D1&c=word"), ["2:ARGS:b"]);
+    assert_eq!(hits("/?a=plain&b=1+or+1%3D1&c=W%2541"), ["2:ARGS:b"]);
+    assert!(hits("/?a=plain&b=words&c=word").is_empty());
+}
+
 /// Rules that inspect the same variables through the same chain share
 /// one prefilter verdict per phase: each must still be ruled in by its own
 /// literal, found in any of those variables.

@@ -314,7 +314,6 @@ impl<'r> Transaction<'r> {
                     // listed by place: with literals, only values whose
                     // form holds one of them are looked at.
                     if let (Some(id), Some(pf)) = (id, &self.rules.prefilter)
-                        && !rule.multi_match
                         && !t.count
                         && t.var.is_collection()
                     {

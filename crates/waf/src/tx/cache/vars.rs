@@ -132,7 +132,8 @@ impl Cache {
     /// Where the forms of the values of variable key `id` are listed (see
     /// `key_forms`), listing them first if need be, for a rule that reads
     /// every value: unlike `var_bits`, forms made for the key's chain are
-    /// not scanned. `None` for keys of every step (`multiMatch`).
+    /// not scanned. For keys of every step (`multiMatch`), only when each
+    /// value has one form along the chain; `None` otherwise.
     pub fn list_forms(
         &mut self,
         (id, key): (u32, VarKey),
@@ -143,7 +144,10 @@ impl Cache {
     ) -> Option<(usize, usize)> {
         let (var, attrs, node, every_step) = key;
         if every_step {
-            return None;
+            // Each value has one form along the chain when none of them
+            // sets off one of its steps: the values as they come.
+            let plain = self.plain(var, attrs, trie, filter, values);
+            return (plain.triggers & trie.mask(node) == 0).then_some((plain.forms, plain.len));
         }
         self.size_keys(filter);
         if let Some(listed) = self.key_forms(id) {
