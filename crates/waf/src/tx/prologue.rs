@@ -131,7 +131,8 @@ pub(crate) fn work_out(rules: &RuleSet) -> Option<Prologue> {
                 i += 1;
                 continue;
             }
-            Entry::Rule(r, to, gate) if gate.is_none() && reads_and_writes_tx(r) => (r, to),
+            // (A rule with a prefilter gate has a group, which rules it out.)
+            Entry::Rule(r, to, _) if reads_and_writes_tx(r) => (r, to),
             Entry::Rule(..) => break,
         };
         i += 1;
