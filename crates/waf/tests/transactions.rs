@@ -42,6 +42,42 @@ SecRule ARGS "@pm union" "id:4,phase:2,pass,t:none,t:urlDecode,t:lowercase"
     assert_eq!(matched(&r, "/?q=ordinary+words", &[]), Vec::<u32>::new());
 }
 
+/// A form that differs from another only in letter case takes that
+/// form's scan (the scan ignores case): the one it was made from
+/// (`t:removeWhitespace,t:lowercase`), or the same step's result on the
+/// original when it was made from the lower-cased original
+/// (`t:lowercase,t:removeWhitespace` after `t:removeWhitespace`). The
+/// scan it borrows must be one that holds its literals, whichever rule
+/// made the forms first.
+#[test]
+fn a_form_differing_only_in_case_is_scanned_as_its_twin() {
+    let chains = [
+        "t:none,t:removeWhitespace",
+        "t:none,t:removeWhitespace,t:lowercase",
+        "t:none,t:lowercase,t:removeWhitespace",
+    ];
+    // Each order of the three rules: whichever comes first makes the
+    // forms the others may borrow a scan from.
+    for order in [[0, 1, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]] {
+        let text: String = order
+            .iter()
+            .map(|&i| {
+                let (id, re) = (i + 1, ["UNIONSELECT", "unionselect", "unionselect"][i]);
+                format!(
+                    "SecRule ARGS \"@rx {re}\" \"id:{id},phase:2,pass,{}\"\n",
+                    chains[i]
+                )
+            })
+            .collect();
+        let r = rules(&text);
+        let mut ids = matched(&r, "/?q=UNION+SELECT", &[]);
+        ids.sort_unstable();
+        assert_eq!(ids, vec![1, 2, 3], "rules in order {order:?}");
+        // Without the words, no form holds the literals.
+        assert_eq!(matched(&r, "/?q=UNION+ALL", &[]), Vec::<u32>::new());
+    }
+}
+
 /// Chains that begin alike share their first steps; each rule must still
 /// see its own chain's result, and a step that changes nothing must not
 /// hide a later one that does.

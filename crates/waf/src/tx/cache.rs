@@ -76,11 +76,10 @@ struct Form {
     /// Where the form is in the arena (the original value is copied
     /// there too, so a form stands on its own).
     span: (usize, usize),
-    /// The row's original form.
-    original: u32,
-    /// Whether the form equals the original but for letter case, so the
-    /// original's scan (case-insensitive) speaks for it.
-    folded: bool,
+    /// An earlier form of the row (the original, or the form this one
+    /// was made from) that equals this one but for letter case, so its
+    /// scan (case-insensitive) speaks for this one; or `NONE`.
+    fold: u32,
     /// Where the prefilter's bits for this form start, once scanned.
     bits: Option<usize>,
     /// Which of the union's expressions match this form, once tested.
@@ -156,8 +155,7 @@ impl Cache {
         self.arena.extend_from_slice(value);
         self.forms.push(Form {
             span: (start, value.len()),
-            original,
-            folded: true,
+            fold: NONE,
             bits: None,
             union: None,
             triggers,
@@ -227,12 +225,12 @@ impl Cache {
             return original;
         };
         let from = self.form_in(row, trie, parent, scratch);
+        let first = row * Transform::COUNT + t as usize;
         let f = if from == original {
-            let first = row * Transform::COUNT + t as usize;
             match self.firsts.get(first) {
                 Some(&f) if f != NONE => f as usize,
                 _ => {
-                    let f = self.apply(t, from, original, scratch);
+                    let f = self.apply(t, from, original, NONE, scratch);
                     if let Some(slot) = self.firsts.get_mut(first) {
                         *slot = index(f);
                     }
@@ -240,7 +238,15 @@ impl Cache {
                 }
             }
         } else {
-            self.apply(t, from, original, scratch)
+            // When `from` is the original but for case, `t` of the
+            // original (if made) may be this form but for case.
+            let sibling = match self.forms.get(from) {
+                Some(f) if f.fold == index(original) => {
+                    self.firsts.get(first).copied().unwrap_or(NONE)
+                }
+                _ => NONE,
+            };
+            self.apply(t, from, original, sibling, scratch)
         };
         if let Some(slot) = self.slots.get_mut(at) {
             *slot = index(f);
@@ -255,6 +261,7 @@ impl Cache {
         t: Transform,
         from: usize,
         original: usize,
+        sibling: u32,
         scratch: &mut Scratch,
     ) -> usize {
         // A form that does not set `t` off stays as it is.
@@ -269,13 +276,22 @@ impl Cache {
         if !t.apply(self.value(from), out) {
             return from;
         }
-        let folded = out.eq_ignore_ascii_case(self.value(original));
+        // A form that differs only in letter case from the original, from
+        // the form it was made from (`t:lowercase` late in a chain), or
+        // from its sibling needs no scan of its own.
+        let fold = [index(original), index(from), sibling]
+            .into_iter()
+            .filter(|&c| c != NONE)
+            .find(|&c| out.eq_ignore_ascii_case(self.value(c as usize)))
+            .map_or(NONE, |c| match self.forms.get(c as usize) {
+                Some(f) if f.fold != NONE => f.fold,
+                _ => c,
+            });
         let start = self.arena.len();
         self.arena.extend_from_slice(out);
         self.forms.push(Form {
             span: (start, out.len()),
-            original: index(original),
-            folded,
+            fold,
             bits: None,
             union: None,
             triggers: transforms::triggers(out),
@@ -296,7 +312,7 @@ impl Cache {
             None => original,
             Some((parent, t)) => {
                 let from = self.uncached(row, trie, parent, scratch);
-                self.apply(t, from, original, scratch)
+                self.apply(t, from, original, NONE, scratch)
             }
         }
     }
@@ -409,8 +425,8 @@ impl Cache {
     #[inline(never)]
     fn scan_new(&mut self, f: usize, filter: &Prefilter) -> Option<usize> {
         let form = self.forms.get(f).copied()?;
-        let start = if form.folded && form.original as usize != f {
-            self.scan(form.original as usize, filter)?
+        let start = if form.fold != NONE && form.fold as usize != f {
+            self.scan(form.fold as usize, filter)?
         } else {
             let start = self.bits.len();
             self.bits.resize(start + filter.words, 0);
