@@ -379,14 +379,20 @@ SecAction "id:7,phase:1,pass,nolog,setvar:'!tx.%{tx.key}'"
 SecRule &TX:score "@eq 0" "id:8,phase:1,pass,t:none"
 SecAction "id:9,phase:1,pass,nolog,setvar:tx.score=2,setvar:!tx.score"
 SecRule &TX:/^score$/ "@eq 0" "id:10,phase:1,pass,t:none"
+SecAction "id:11,phase:1,pass,nolog,setvar:tx.key2=Made_Key,setvar:'tx.%{tx.key2}=1',setvar:'tx.%{tx.key2}=2'"
+SecRule TX:made_key "@eq 2" "id:12,phase:1,pass,t:none"
+SecRule &TX:/^made_key$/ "@eq 1" "id:13,phase:1,pass,t:none"
+SecRule REQUEST_METHOD "@rx ^(G)(E)T$" "id:14,phase:1,pass,nolog,capture,t:none,setvar:'tx.cap_%{tx.2}%{tx.1}=%{tx.0}'"
+SecRule TX:cap_eg "@streq GET" "id:15,phase:1,pass,t:none"
 "#,
     );
     let mut tx = r.transaction();
     tx.request_line(b"GET", b"/", b"HTTP/1.1");
     tx.process_request(b"");
     let ids: Vec<u32> = tx.matches().iter().map(|m| m.id).collect();
-    // 6 does not match: 5 is not 7.
-    assert_eq!(ids, vec![1, 2, 3, 4, 5, 7, 8, 9, 10]);
+    // 6 does not match: 5 is not 7. A made name is kept in lower case,
+    // once however often it is set; capture keys read from their slots.
+    assert_eq!(ids, vec![1, 2, 3, 4, 5, 7, 8, 9, 10, 11, 12, 13, 14, 15]);
     assert_eq!(tx.tx("seen"), Some(&b"TX:other_score"[..]));
     assert_eq!(tx.tx("Other_Score"), Some(&b"7"[..]));
     assert_eq!(tx.tx("score"), None);

@@ -1,6 +1,8 @@
 //! Running the rules of a phase: targets, transformations, operator, then
 //! the actions of a matching rule (or chain).
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 
 use super::cache::Cache;
@@ -513,7 +515,7 @@ impl<'r> Transaction<'r> {
     fn set_var(&mut self, s: &SetVar) {
         enum Key<'a> {
             Slot(u32),
-            Name(std::borrow::Cow<'a, str>),
+            Name(Cow<'a, str>),
         }
         let key = match s.slot {
             Some(n) => Key::Slot(n),
@@ -521,11 +523,7 @@ impl<'r> Transaction<'r> {
             // built from macros need work here.
             None => match s.name.literal().map(std::str::from_utf8) {
                 Some(Ok(n)) => Key::Name(n.into()),
-                _ => Key::Name(
-                    String::from_utf8_lossy(&self.expand(&s.name))
-                        .to_ascii_lowercase()
-                        .into(),
-                ),
+                _ => Key::Name(made_name(self.expand(&s.name)).into()),
             },
         };
         let value = match &s.op {
@@ -552,6 +550,7 @@ impl<'r> Transaction<'r> {
         match (key, value) {
             (Key::Slot(n), Some(v)) => self.vars.set_slot(n, v),
             (Key::Slot(n), None) => self.vars.remove_slot(n),
+            (Key::Name(Cow::Owned(n)), Some(v)) => self.vars.set_owned(s.collection, n, v),
             (Key::Name(n), Some(v)) => self.vars.set(s.collection, &n, v),
             (Key::Name(n), None) => self.vars.remove(s.collection, &n),
         }
@@ -585,6 +584,14 @@ fn var_key(rule: &Rule, t: &Target) -> VarKey {
 
 /// Tests `v` (the value of `var` under `key`, transformed), recording a
 /// hit on a match.
+/// A key made by a macro, in lower case as keys are kept. Made names are
+/// nearly always valid UTF-8; the check then costs one pass, not the
+/// lossy conversion's chunking.
+fn made_name(mut raw: Vec<u8>) -> String {
+    raw.make_ascii_lowercase();
+    String::from_utf8(raw).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
 fn test_one(
     tx: &Transaction<'_>,
     rule: &Rule,

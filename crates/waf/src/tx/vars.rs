@@ -226,9 +226,13 @@ impl Vars {
     /// and it is held here: vars not bound yet (see `Default`) keep every
     /// key in the table, and `bind` moves them to their slots.
     fn bound_slot(&self, key: &str) -> Option<u32> {
-        self.names
-            .slot(key)
-            .filter(|&s| (s as usize) < self.slots.len())
+        // The capture keys `0` to `9` (`%{tx.0}` in many a macro) are
+        // always slots 0 to 9: no hashing.
+        let slot = match key.as_bytes() {
+            &[d @ b'0'..=b'9'] => Some(u32::from(d - b'0')),
+            _ => self.names.slot(key),
+        };
+        slot.filter(|&s| (s as usize) < self.slots.len())
     }
 
     /// `key` must already be in lower case.
@@ -260,6 +264,19 @@ impl Vars {
                     m.insert(key.into_owned().into_boxed_str(), value);
                 }
             }
+        }
+    }
+
+    /// `set` for a key made at run time, already in lower case: the key
+    /// is kept as it is, with one lookup in the table.
+    pub fn set_owned(&mut self, var: Var, key: String, value: Bytes) {
+        if var == Var::Tx
+            && let Some(s) = self.bound_slot(&key)
+        {
+            return self.set_slot(s, value);
+        }
+        if let Some(m) = self.map_mut(var) {
+            m.insert(key.into_boxed_str(), value);
         }
     }
 
