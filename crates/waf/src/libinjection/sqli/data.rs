@@ -40,7 +40,19 @@ pub struct Data {
     pub charmap: [Parser; 256],
     keywords: HashMap<Vec<u8>, u8, RandomState>,
     longest: usize,
-    fingerprints: HashSet<Vec<u8>, RandomState>,
+    fingerprints: HashSet<u64, RandomState>,
+}
+
+/// A fingerprint (at most 5 token types, upper-cased) as one number: a
+/// lookup per reading of every value inspected hashes a word, not bytes.
+fn packed(fp: &[u8]) -> Option<u64> {
+    if fp.len() > 7 {
+        return None;
+    }
+    Some(
+        fp.iter()
+            .fold(0u64, |n, &b| n << 8 | u64::from(b.to_ascii_uppercase())),
+    )
 }
 
 impl Data {
@@ -59,16 +71,7 @@ impl Data {
 
     /// Whether a fingerprint is one of the known injections.
     pub fn is_fingerprint(&self, fp: &[u8]) -> bool {
-        let mut buf = [0u8; 8];
-        match buf.get_mut(..fp.len()) {
-            Some(upper) => {
-                for (d, s) in upper.iter_mut().zip(fp) {
-                    *d = s.to_ascii_uppercase();
-                }
-                self.fingerprints.contains(&*upper)
-            }
-            None => false,
-        }
+        packed(fp).is_some_and(|n| self.fingerprints.contains(&n))
     }
 }
 
@@ -123,8 +126,7 @@ fn load() -> Data {
         .and_then(serde_json::Value::as_array)
         .map(|l| {
             l.iter()
-                .filter_map(|f| f.as_str())
-                .map(|f| f.to_ascii_uppercase().into_bytes())
+                .filter_map(|f| packed(f.as_str()?.as_bytes()))
                 .collect()
         })
         .unwrap_or_default();

@@ -63,13 +63,17 @@ impl<'a> State<'a> {
         if size >= TOKEN_SIZE {
             return false;
         }
-        let mut tmp = Vec::with_capacity(size);
-        tmp.extend_from_slice(ta.value());
-        tmp.push(b' ');
-        tmp.extend_from_slice(tb.value());
-        match data::data().keyword(&tmp) {
+        // On the stack: most pairs of words are not a keyword, and an
+        // allocation per pair would cost more than the lookup.
+        let mut buf = [0u8; TOKEN_SIZE];
+        let words = ta.value().iter().chain(b" ").chain(tb.value());
+        for (d, s) in buf.iter_mut().zip(words) {
+            *d = *s;
+        }
+        let joined = buf.get(..size).unwrap_or(&[]);
+        match data::data().keyword(joined) {
             Some(kind) => {
-                self.tm(a).assign(kind, ta.pos, &tmp);
+                self.tm(a).assign(kind, ta.pos, joined);
                 true
             }
             None => false,
