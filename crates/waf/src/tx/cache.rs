@@ -465,6 +465,17 @@ impl Cache {
 
     /// Adds the bits at `from` to those at `to`.
     pub fn or_bits(&mut self, to: usize, from: usize, words: usize) {
+        // The usual case, a new set made from earlier ones: two separate
+        // runs of words, which the compiler ORs a vector at a time.
+        if from + words <= to
+            && let Some((head, tail)) = self.bits.split_at_mut_checked(to)
+            && let (Some(src), Some(dst)) = (head.get(from..from + words), tail.get_mut(..words))
+        {
+            for (d, s) in dst.iter_mut().zip(src) {
+                *d |= *s;
+            }
+            return;
+        }
         for i in 0..words {
             let w = self.bits.get(from + i).copied().unwrap_or(u64::MAX);
             if let Some(acc) = self.bits.get_mut(to + i) {
