@@ -499,10 +499,12 @@ impl<'r> Transaction<'r> {
         self.matched_vars.push((hit.name, hit.value));
         self.matched_var_is_last = true;
         if let Some(caps) = hit.caps.filter(|c| !c.is_empty()) {
-            // TX:0 to TX:9 are always slots 0 to 9.
+            // TX:0 to TX:9 are always slots 0 to 9. The groups were made
+            // for the hit and are taken over, not copied.
+            let mut groups = caps.into_iter();
             for n in 0..10u32 {
-                match caps.get(n as usize) {
-                    Some(c) => self.vars.set_slot(n, Bytes::copy_from_slice(c)),
+                match groups.next() {
+                    Some(c) => self.vars.set_slot(n, Bytes::from(c)),
                     None => self.vars.remove_slot(n),
                 }
             }
