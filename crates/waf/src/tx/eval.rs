@@ -584,8 +584,6 @@ fn var_key(rule: &Rule, t: &Target) -> VarKey {
     (t.var, t.takes_attributes(), rule.chain_id, rule.multi_match)
 }
 
-/// Tests `v` (the value of `var` under `key`, transformed), recording a
-/// hit on a match.
 /// A key made by a macro, in lower case as keys are kept. Made names are
 /// nearly always valid UTF-8; the check then costs one pass, not the
 /// lossy conversion's chunking.
@@ -594,6 +592,8 @@ fn made_name(mut raw: Vec<u8>) -> String {
     String::from_utf8(raw).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
+/// Tests `v` (the value of `var` under `key`, transformed), recording a
+/// hit on a match.
 fn test_one(
     tx: &Transaction<'_>,
     rule: &Rule,
