@@ -4,7 +4,7 @@
 
 mod cache;
 mod collect;
-pub mod eval;
+mod eval;
 pub(crate) mod prologue;
 mod request;
 mod vars;
