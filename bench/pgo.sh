@@ -5,7 +5,10 @@
 # 2. runs it in front of a local upstream with a plain route and a WAF route
 #    (OWASP CRS, paranoia 1), and sends it varied traffic: wrk on plain
 #    proxying with changing paths, then bench/pgo_train.py (plain and WAF
-#    requests of every method and body kind, attacks, refusals);
+#    requests of every method and body kind, attacks, refusals); then runs
+#    the rule set's own regression corpus through its WAF engine
+#    (`portcullis waf conformance`: some 5,000 requests at every paranoia
+#    level);
 # 3. merges the profile and builds the optimised binary with it:
 #    target/pgo/release/portcullis.
 #
@@ -65,6 +68,7 @@ python3 "$ROOT/bench/pgo_train.py" "$PC_PORT" "$TRAIN_SECONDS"
 kill -TERM "$PC_PID"
 wait "$PC_PID" 2>/dev/null || true
 PC_PID=
+"$ROOT/target/pgo-gen/release/portcullis" waf conformance 2>/dev/null | awk '/^total/' || true
 
 "$PROFDATA" merge -o "$WORK/merged.profdata" "$WORK"/profiles/*.profraw
 echo "building the optimised binary..."
