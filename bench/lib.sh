@@ -87,5 +87,14 @@ wrk_summary() {
         END { printf "%s %.3f %.3f %s\n", rps, p50, p99, (bad==""?0:bad) }'
 }
 
+# cpu_ticks -> "steal total": clock ticks all cores have had taken by the
+# hypervisor, and in all (from /proc/stat). On a shared VM a run during
+# which the host took much of the cores measures the neighbours, not the
+# programs.
+cpu_ticks() { awk '/^cpu / {t=0; for (i=2; i<=9; i++) t+=$i; print $9, t}' /proc/stat; }
+
+# steal_pct "BEFORE" "AFTER" (two cpu_ticks) -> the share stolen between them, in %
+steal_pct() { echo "$1 $2" | awk '{d=$4-$2; printf "%.1f\n", (d > 0 ? 100*($3-$1)/d : 0)}'; }
+
 # numbers on stdin -> their median
 median() { sort -g | awk '{a[NR]=$1} END { print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2) }'; }

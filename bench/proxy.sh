@@ -10,8 +10,9 @@
 #                  security headers and X-Request-Id back, X-Powered-By
 #                  hidden.
 # Runs rotate between the three; the medians of RUNS runs are reported
-# with the ratios, and each proxy's CPU time per request (user + system,
-# all its threads or workers). Then the resident memory of Portcullis and nginx holding
+# with the ratios, each proxy's CPU time per request (user + system,
+# all its threads or workers), and the share of CPU time the hypervisor
+# took during the runs (steal). Then the resident memory of Portcullis and nginx holding
 # 1,000 and 10,000 idle keep-alive connections is measured.
 #
 #   bench/proxy.sh                 # defaults below
@@ -123,17 +124,20 @@ curl -sf "http://127.0.0.1:$SAME_PORT/" >/dev/null
 ticks() { local t=0; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $t; }
 nginx_workers() { pgrep -P "$(cat "$WORK/$1.pid")" | tr '\n' ' '; }
 
-# measure PORT PID... -> "rps p50_ms p99_ms non2xx cpu_us_per_request": the
-# proxy's CPU time per request is the steadier measure of its cost on a
-# shared machine, where throughput swings with the neighbours.
+# measure PORT PID... -> "rps p50_ms p99_ms non2xx cpu_us_per_request
+# steal_pct": the proxy's CPU time per request is the steadier measure of
+# its cost on a shared machine, where throughput swings with the
+# neighbours; the share of CPU time the hypervisor took says how much.
 measure() {
-    local port=$1 out t0 t1 reqs
+    local port=$1 out t0 t1 c0 c1 reqs
     shift
     t0=$(ticks "$@")
+    c0=$(cpu_ticks)
     out=$(taskset -c "$LOAD_CORE" wrk -t1 -c"$CONNS" -d"$DURATION" --latency "http://127.0.0.1:$port/users/1")
+    c1=$(cpu_ticks)
     t1=$(ticks "$@")
     reqs=$(echo "$out" | awk '/requests in/ {print $1}')
-    echo "$(echo "$out" | wrk_summary) $(echo "($t1 - $t0) * 1000000 / $(getconf CLK_TCK) / $reqs" | bc -l)"
+    echo "$(echo "$out" | wrk_summary) $(echo "($t1 - $t0) * 1000000 / $(getconf CLK_TCK) / $reqs" | bc -l) $(steal_pct "$c0" "$c1")"
 }
 
 
@@ -162,6 +166,8 @@ PC_P50=$(col pc 2); NX_P50=$(col nx 2); NS_P50=$(col ns 2)
 PC_P99=$(col pc 3); NX_P99=$(col nx 3); NS_P99=$(col ns 3)
 PC_BAD=$(awk '{s+=$4} END {print s+0}' "$WORK/pc.txt")
 PC_CPU=$(col pc 5); NX_CPU=$(col nx 5); NS_CPU=$(col ns 5)
+STEAL_MED=$(cat "$WORK"/pc.txt "$WORK"/nx.txt "$WORK"/ns.txt | awk '{print $6}' | median)
+STEAL_MAX=$(cat "$WORK"/pc.txt "$WORK"/nx.txt "$WORK"/ns.txt | awk '{print $6}' | sort -g | tail -1)
 # Each round's ratio, then their median: a slow spell of the shared machine
 # hits both sides of a round, so paired ratios vary less than medians do.
 paired() { paste "$WORK/pc.txt" "$WORK/$1.txt" | awk '{print $1 / $(NF / 2 + 1)}' | median; }
@@ -197,6 +203,7 @@ proxy on core $GW_CORE (1 worker each), wrk and upstream on core $LOAD_CORE; med
   vs nginx       $(printf "%6.2fx throughput (paired rounds %.2fx)   p99 %.2fx of nginx's" "$(echo "$PC_RPS / $NX_RPS" | bc -l)" "$PAIR_NX" "$(echo "$PC_P99 / $NX_P99" | bc -l)")
   vs nginx-same  $(printf "%6.2fx throughput (paired rounds %.2fx)   p99 %.2fx of nginx's" "$(echo "$PC_RPS / $NS_RPS" | bc -l)" "$PAIR_NS" "$(echo "$PC_P99 / $NS_P99" | bc -l)")
   portcullis non-2xx responses: $PC_BAD
+  taken by the hypervisor (steal): median $STEAL_MED% of CPU time per run, at most $STEAL_MAX%
 
 Resident memory with idle keep-alive connections:$RSS_LINES
 TXT
