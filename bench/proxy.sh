@@ -12,8 +12,8 @@
 # Runs rotate between the three; the medians of RUNS runs are reported
 # with the ratios, each proxy's CPU time per request (user + system,
 # all its threads or workers), and the share of CPU time the hypervisor
-# took during the runs (steal). Then the resident memory of Portcullis and nginx holding
-# 1,000 and 10,000 idle keep-alive connections is measured.
+# took during the runs (steal). Then the resident memory of Portcullis and
+# nginx holding 1,000 and 10,000 idle keep-alive connections is measured.
 #
 #   bench/proxy.sh                 # defaults below
 #   RUNS=7 DURATION=15s CONNS=128 ACCESS_LOG=off bench/proxy.sh
