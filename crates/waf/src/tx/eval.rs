@@ -217,39 +217,52 @@ impl<'r> Transaction<'r> {
     }
 
     pub(super) fn record(&mut self, rule: &Rule, phase: u8) {
-        // Silent (`nolog`) rules match on every request (initialisation,
-        // paranoia-level skips): only their id is kept.
-        let text = |m: &Option<crate::macros::Macro>| match m {
-            Some(m) if rule.log => String::from_utf8_lossy(&self.expand(m)).into_owned(),
-            _ => String::new(),
-        };
-        let msg = text(&rule.msg);
-        let logdata = text(&rule.logdata);
         if let Some(s) = rule.severity {
             self.highest_severity = self.highest_severity.min(s);
         }
-        let (name, value) = match self.matched_var() {
-            Some((n, v)) if rule.log => (String::from_utf8_lossy(n).into_owned(), v.to_vec()),
-            _ => Default::default(),
+        let disruptive = matches!(
+            rule.disruptive,
+            Disruptive::Deny | Disruptive::Drop | Disruptive::Redirect
+        );
+        // Silent (`nolog`) rules match some forty times on every request
+        // (initialisation, paranoia-level skips): only their id is kept,
+        // on a path that expands no text and reads no matched variable.
+        if !rule.log {
+            self.matches.push(Match {
+                id: rule.id,
+                phase,
+                msg: String::new(),
+                logdata: String::new(),
+                tags: Vec::new(),
+                severity: rule.severity,
+                var_name: String::new(),
+                value: Vec::new(),
+                logged: false,
+                disruptive,
+            });
+            return;
+        }
+        let text = |m: &Option<crate::macros::Macro>| match m {
+            Some(m) => String::from_utf8_lossy(&self.expand(m)).into_owned(),
+            None => String::new(),
+        };
+        let msg = text(&rule.msg);
+        let logdata = text(&rule.logdata);
+        let (var_name, value) = match self.matched_var() {
+            Some((n, v)) => (String::from_utf8_lossy(n).into_owned(), v.to_vec()),
+            None => Default::default(),
         };
         self.matches.push(Match {
             id: rule.id,
             phase,
             msg,
             logdata,
-            tags: if rule.log {
-                rule.tags.clone()
-            } else {
-                Vec::new()
-            },
+            tags: rule.tags.clone(),
             severity: rule.severity,
-            var_name: name,
+            var_name,
             value,
-            logged: rule.log,
-            disruptive: matches!(
-                rule.disruptive,
-                Disruptive::Deny | Disruptive::Drop | Disruptive::Redirect
-            ),
+            logged: true,
+            disruptive,
         });
     }
 
