@@ -480,3 +480,43 @@ SecRule TX:m "@eq 2" "id:6,phase:2,pass"
         .collect();
     assert_eq!(got, want);
 }
+
+/// A silent (`nolog`) rule's match keeps its id, phase and severity and
+/// nothing else; its severity still counts for HIGHEST_SEVERITY. A
+/// logged rule's match carries its expanded message and data, its tags
+/// and the variable it matched.
+#[test]
+fn silent_and_logged_matches_carry_what_they_should() {
+    let r = rules(
+        r#"
+SecRule ARGS:a "@rx secret" "id:1,phase:1,pass,nolog,severity:CRITICAL,msg:'quiet %{MATCHED_VAR}',tag:'t1'"
+SecRule ARGS:b "@rx loud" "id:2,phase:1,pass,log,severity:WARNING,msg:'heard %{MATCHED_VAR}',logdata:'in %{MATCHED_VAR_NAME}',tag:'t2'"
+SecRule HIGHEST_SEVERITY "@eq 2" "id:3,phase:1,pass,nolog"
+"#,
+    );
+    let mut tx = r.transaction();
+    tx.request_line(b"GET", b"/?a=secret&b=loud", b"HTTP/1.1");
+    tx.process_request(b"");
+    let m = tx.matches();
+    let ids: Vec<u32> = m.iter().map(|m| m.id).collect();
+    assert_eq!(
+        ids,
+        [1, 2, 3],
+        "the critical silent rule sets HIGHEST_SEVERITY"
+    );
+    let quiet = &m[0];
+    assert!(!quiet.logged);
+    assert_eq!((quiet.phase, quiet.severity), (1, Some(2)));
+    assert!(quiet.msg.is_empty() && quiet.logdata.is_empty() && quiet.tags.is_empty());
+    assert!(quiet.var_name.is_empty() && quiet.value.is_empty());
+    let loud = &m[1];
+    assert!(loud.logged);
+    assert_eq!(loud.msg, "heard loud");
+    assert_eq!(loud.logdata, "in ARGS:b");
+    assert_eq!(loud.tags, ["t2"]);
+    assert_eq!(loud.severity, Some(4));
+    assert_eq!(
+        (loud.var_name.as_str(), &loud.value[..]),
+        ("ARGS:b", &b"loud"[..])
+    );
+}
