@@ -220,49 +220,41 @@ impl<'r> Transaction<'r> {
         if let Some(s) = rule.severity {
             self.highest_severity = self.highest_severity.min(s);
         }
-        let disruptive = matches!(
-            rule.disruptive,
-            Disruptive::Deny | Disruptive::Drop | Disruptive::Redirect
-        );
         // Silent (`nolog`) rules match some forty times on every request
         // (initialisation, paranoia-level skips): only their id is kept,
-        // on a path that expands no text and reads no matched variable.
-        if !rule.log {
-            self.matches.push(Match {
-                id: rule.id,
-                phase,
-                msg: String::new(),
-                logdata: String::new(),
-                tags: Vec::new(),
-                severity: rule.severity,
-                var_name: String::new(),
-                value: Vec::new(),
-                logged: false,
-                disruptive,
-            });
-            return;
-        }
-        let text = |m: &Option<crate::macros::Macro>| match m {
-            Some(m) => String::from_utf8_lossy(&self.expand(m)).into_owned(),
-            None => String::new(),
-        };
-        let msg = text(&rule.msg);
-        let logdata = text(&rule.logdata);
-        let (var_name, value) = match self.matched_var() {
-            Some((n, v)) => (String::from_utf8_lossy(n).into_owned(), v.to_vec()),
-            None => Default::default(),
+        // with no text expanded and no matched variable read.
+        let (msg, logdata, tags, (var_name, value)) = if rule.log {
+            let text = |m: &Option<crate::macros::Macro>| match m {
+                Some(m) => String::from_utf8_lossy(&self.expand(m)).into_owned(),
+                None => String::new(),
+            };
+            let matched = match self.matched_var() {
+                Some((n, v)) => (String::from_utf8_lossy(n).into_owned(), v.to_vec()),
+                None => Default::default(),
+            };
+            (
+                text(&rule.msg),
+                text(&rule.logdata),
+                rule.tags.clone(),
+                matched,
+            )
+        } else {
+            Default::default()
         };
         self.matches.push(Match {
             id: rule.id,
             phase,
             msg,
             logdata,
-            tags: rule.tags.clone(),
+            tags,
             severity: rule.severity,
             var_name,
             value,
-            logged: true,
-            disruptive,
+            logged: rule.log,
+            disruptive: matches!(
+                rule.disruptive,
+                Disruptive::Deny | Disruptive::Drop | Disruptive::Redirect
+            ),
         });
     }
 
