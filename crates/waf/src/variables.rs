@@ -20,6 +20,15 @@ macro_rules! variables {
                 match self { $( Var::$var => $name, )* }
             }
 
+            /// How many variables there are: `index` is below it.
+            pub const COUNT: usize = [$( Var::$var, )*].len();
+
+            /// The variable's number, for tables indexed by variable.
+            #[inline]
+            pub fn index(self) -> usize {
+                self as usize
+            }
+
             #[inline]
             pub fn is_collection(self) -> bool {
                 match self { $( Var::$var => $collection, )* }

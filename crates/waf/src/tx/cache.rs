@@ -8,7 +8,6 @@ use std::hash::{BuildHasherDefault, Hasher};
 use crate::prefilter::{self, ChainTrie, Prefilter};
 use crate::transforms::{self, Scratch, Transform};
 use crate::union::Union;
-use crate::variables::Var;
 
 mod vars;
 
@@ -57,9 +56,13 @@ pub struct Cache {
     /// its listed values, once asked (see `key_union_may_match`).
     key_union: Vec<Option<u128>>,
     form_list: Vec<u32>,
-    /// Per variable (and whether XML attributes): its values as they
-    /// come (see `plain`).
-    plain: HashMap<(Var, bool), Plain, BuildHasherDefault<AddrHasher>>,
+    /// Per variable (and whether XML attributes, see `plain_index`): its
+    /// values as they come (see `plain`), once looked at this phase. A
+    /// table rather than a map: rules ask for it a few hundred times a
+    /// request, mostly finding it.
+    plain: Vec<Option<Plain>>,
+    /// Which entries of `plain` are filled, to empty just those.
+    plain_filled: Vec<usize>,
     /// The rows of the variables' values, in order (see `Plain::rows`).
     row_list: Vec<u32>,
     /// Per rule group: where its bits start (the union of its variables'),
@@ -116,7 +119,7 @@ impl Cache {
         self.key_forms.clear();
         self.key_union.clear();
         self.form_list.clear();
-        self.plain.clear();
+        self.clear_plain();
         self.row_list.clear();
         self.groups.clear();
     }
@@ -134,7 +137,7 @@ impl Cache {
         self.key_forms.clear();
         self.key_union.clear();
         self.form_list.clear();
-        self.plain.clear();
+        self.clear_plain();
         self.row_list.clear();
         self.groups.clear();
     }

@@ -24,6 +24,11 @@ pub(super) struct Plain {
     triggers: u64,
 }
 
+/// Where a variable's `Plain` is kept in `Cache::plain`.
+fn plain_index(var: Var, attrs: bool) -> usize {
+    var.index() * 2 + usize::from(attrs)
+}
+
 impl Cache {
     /// Where the union of the prefilter bits of a variable's values starts:
     /// their forms after the chain of `node` (or with `every_step` after
@@ -106,7 +111,8 @@ impl Cache {
         filter: &Prefilter,
         values: &Values<'_>,
     ) -> Plain {
-        if let Some(&p) = self.plain.get(&(var, attrs)) {
+        let at = plain_index(var, attrs);
+        if let Some(&Some(p)) = self.plain.get(at) {
             return p;
         }
         let mut p = Plain {
@@ -125,8 +131,23 @@ impl Cache {
             self.form_list.push(index(original));
             self.add_scan(p.bits, original, filter);
         });
-        self.plain.insert((var, attrs), p);
+        if self.plain.len() <= at {
+            self.plain.resize(2 * Var::COUNT, None);
+        }
+        if let Some(slot) = self.plain.get_mut(at) {
+            *slot = Some(p);
+            self.plain_filled.push(at);
+        }
         p
+    }
+
+    /// Forgets every variable's `Plain`.
+    pub(super) fn clear_plain(&mut self) {
+        for at in self.plain_filled.drain(..) {
+            if let Some(slot) = self.plain.get_mut(at) {
+                *slot = None;
+            }
+        }
     }
 
     /// Where the forms of the values of variable key `id` are listed (see
