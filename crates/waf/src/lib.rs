@@ -21,6 +21,7 @@ mod seclang;
 pub mod transforms;
 pub mod tx;
 mod union;
+mod value;
 pub mod variables;
 pub mod whole;
 

@@ -36,14 +36,14 @@ impl Macro {
             let var = Var::from_name(name.trim())
                 .ok_or_else(|| format!("unknown variable {name:?} in macro %{{{inner}}}"))?;
             if !lit.is_empty() {
-                parts.push(Part::Lit(Bytes::from(std::mem::take(&mut lit))));
+                parts.push(Part::Lit(crate::value::bytes(std::mem::take(&mut lit))));
             }
             parts.push(Part::Var(var, key));
             rest = after.get(end + 1..).unwrap_or("");
         }
         lit.extend_from_slice(rest.as_bytes());
         if !lit.is_empty() {
-            parts.push(Part::Lit(Bytes::from(lit)));
+            parts.push(Part::Lit(crate::value::bytes(lit)));
         }
         Ok(Macro { parts })
     }
@@ -63,7 +63,7 @@ impl Macro {
         match self.parts.as_slice() {
             [] => Bytes::new(),
             [Part::Lit(l)] => l.clone(),
-            _ => Bytes::from(self.expand(lookup)),
+            _ => crate::value::bytes(self.expand(lookup)),
         }
     }
 

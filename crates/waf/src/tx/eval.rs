@@ -551,7 +551,7 @@ impl<'r> Transaction<'r> {
                 } else {
                     now.saturating_sub(delta)
                 };
-                Some(Bytes::from(next.to_string().into_bytes()))
+                Some(crate::value::number(next))
             }
         };
         match (key, value) {
