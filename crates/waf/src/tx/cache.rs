@@ -493,6 +493,24 @@ impl Cache {
         }
     }
 
+    /// Whether the bits at `start` are the shared empty set (see
+    /// `empty`).
+    pub fn is_empty_set(&self, start: usize) -> bool {
+        self.empty == Some(start)
+    }
+
+    /// Where the shared empty set starts, made if need be.
+    pub fn empty_set(&mut self, words: usize) -> usize {
+        match self.empty {
+            Some(start) => start,
+            None => {
+                let start = self.new_bits(words);
+                self.empty = Some(start);
+                start
+            }
+        }
+    }
+
     /// Whether `slot` is set in the bits at `start` (or they are missing).
     pub fn is_set(&self, start: usize, words: usize, slot: u32) -> bool {
         self.bits

@@ -485,14 +485,37 @@ impl<'r> Transaction<'r> {
         let start = match cache.group_bits(group) {
             Some(start) => start,
             None => {
-                let start = cache.new_bits(filter.words);
+                // The union of the variables' bits. Most variables of a
+                // clean request have none: they add nothing, and a group
+                // with one variable that has some takes its bits as they
+                // are; a new set is made only to join two.
+                let mut gathered = Gathered::Nothing;
                 for (t, &id) in rule.targets.include.iter().zip(&rule.var_keys) {
                     let values = |f: &mut dyn FnMut(&[u8])| self.each_value(t, f);
                     let key = var_key(rule, t);
                     let trie = &self.rules.chains;
                     let from = cache.var_bits((id, key), trie, filter, scratch, &values);
-                    cache.or_bits(start, from, filter.words);
+                    if cache.is_empty_set(from) {
+                        continue;
+                    }
+                    gathered = match gathered {
+                        Gathered::Nothing => Gathered::Shared(from),
+                        Gathered::Shared(one) => {
+                            let start = cache.new_bits(filter.words);
+                            cache.or_bits(start, one, filter.words);
+                            cache.or_bits(start, from, filter.words);
+                            Gathered::Own(start)
+                        }
+                        Gathered::Own(start) => {
+                            cache.or_bits(start, from, filter.words);
+                            Gathered::Own(start)
+                        }
+                    };
                 }
+                let start = match gathered {
+                    Gathered::Shared(start) | Gathered::Own(start) => start,
+                    Gathered::Nothing => cache.empty_set(filter.words),
+                };
                 cache.set_group_bits(group, start, filter.groups);
                 start
             }
@@ -581,6 +604,16 @@ pub(crate) struct Hit {
     /// After transformations.
     value: Bytes,
     caps: Option<Captures>,
+}
+
+/// A rule group's bits as they are gathered (see `filtered_out`).
+enum Gathered {
+    /// No variable has any bit so far.
+    Nothing,
+    /// One variable's bits, shared, not copied: they are not written to.
+    Shared(usize),
+    /// A set of the group's own.
+    Own(usize),
 }
 
 /// The variable key of `rule`'s target `t`, as the rule set numbered it
