@@ -280,6 +280,24 @@ pub trait Context {
 }
 
 impl Operator {
+    /// For a comparison of numbers with a literal operand (`@lt 2`,
+    /// `@eq 0`), whether `value` matches (before negation); `None` for
+    /// any other operator. Some ninety such checks of the paranoia level,
+    /// the anomaly scores and the settings run per request: this answers
+    /// them without `test`'s frame, which is sized for the searches.
+    #[inline]
+    pub fn compare_literal(&self, value: &[u8]) -> Option<bool> {
+        let (m, cmp): (&Macro, fn(&i64, &i64) -> bool) = match &self.op {
+            Op::Eq(m) => (m, i64::eq),
+            Op::Ge(m) => (m, i64::ge),
+            Op::Gt(m) => (m, i64::gt),
+            Op::Le(m) => (m, i64::le),
+            Op::Lt(m) => (m, i64::lt),
+            _ => return None,
+        };
+        Some(cmp(&atoi(value), &atoi(m.literal()?)))
+    }
+
     /// Whether `value` matches (before negation). Fills `captures` when
     /// given and the operator captures.
     pub fn test(&self, value: &[u8], cx: &dyn Context, captures: Option<&mut Captures>) -> bool {
@@ -475,6 +493,29 @@ mod tests {
         assert!(op("@beginsWith ab").test(b"abc", &Cx, None));
         assert!(op("@endsWith bc").test(b"abc", &Cx, None));
         assert!(op("@streq abc").test(b"abc", &Cx, None));
+    }
+
+    #[test]
+    fn literal_comparisons_answer_as_the_general_test_does() {
+        let values: [&[u8]; 8] = [b"0", b"1", b"2", b" 2", b"-3", b"12abc", b"", b"x"];
+        for o in [
+            "@eq 2", "@ge 2", "@gt 2", "@le 2", "@lt 2", "@lt -1", "!@eq 0", "@eq",
+        ] {
+            let o = op(o);
+            for v in values {
+                assert_eq!(
+                    o.compare_literal(v),
+                    Some(o.test(v, &Cx, None)),
+                    "{} {v:?}",
+                    o.text
+                );
+            }
+        }
+        // Not a comparison, or an operand read at run time: the general
+        // test answers.
+        for o in ["@rx 2", "@streq 2", "@lt %{tx.n}"] {
+            assert_eq!(op(o).compare_literal(b"1"), None, "{o}");
+        }
     }
 
     #[test]

@@ -426,7 +426,11 @@ impl<'r> Transaction<'r> {
             (None, true) => &Bytes::from_static(b"0"),
         };
         let mut caps = rule.capture.then(Captures::new);
-        if rule.operator.test(stored, &*self, caps.as_mut()) == rule.operator.negated {
+        let matched = match rule.operator.compare_literal(stored) {
+            Some(m) => m,
+            None => rule.operator.test(stored, &*self, caps.as_mut()),
+        };
+        if matched == rule.operator.negated {
             return false;
         }
         // Shared only on a match: most such checks fail, and sharing
