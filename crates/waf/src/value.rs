@@ -56,17 +56,16 @@ pub fn number(n: i64) -> Bytes {
 /// `v` as shared bytes: static when it is the plain decimal form of a
 /// small number (no sign, no leading zero), as `number` makes it.
 pub fn bytes(v: Vec<u8>) -> Bytes {
-    match v.as_slice() {
-        [b'0'] => small(0),
-        [b'1'..=b'9', rest @ ..] if rest.len() < 3 && rest.iter().all(u8::is_ascii_digit) => {
-            std::str::from_utf8(&v)
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .and_then(small)
-        }
-        _ => None,
-    }
-    .unwrap_or_else(|| Bytes::from(v))
+    let plain = matches!(v.as_slice(), [b'0'] | [b'1'..=b'9', ..]) && v.len() <= 3;
+    plain
+        .then(|| {
+            v.iter().try_fold(0usize, |n, &d| {
+                d.is_ascii_digit().then(|| n * 10 + usize::from(d - b'0'))
+            })
+        })
+        .flatten()
+        .and_then(small)
+        .unwrap_or_else(|| Bytes::from(v))
 }
 
 #[cfg(test)]

@@ -435,23 +435,10 @@ impl Cache {
             self.bits.resize(start + filter.words, 0);
             let (s, len) = form.span;
             let scanned = self.arena.get(s..s + len).unwrap_or_default();
-            let mut found = false;
             if let Some(bits) = self.bits.get_mut(start..) {
                 filter.scan(scanned, bits);
-                found = bits.iter().any(|&w| w != 0);
             }
-            match self.empty {
-                Some(empty) if !found => {
-                    self.bits.truncate(start);
-                    empty
-                }
-                _ => {
-                    if !found {
-                        self.empty = Some(start);
-                    }
-                    start
-                }
-            }
+            self.share_if_empty(start, filter.words)
         };
         if let Some(form) = self.forms.get_mut(f) {
             form.bits = Some(start);
@@ -490,6 +477,29 @@ impl Cache {
     fn fill_bits(&mut self, to: usize, words: usize) {
         if let Some(bits) = self.bits.get_mut(to..to + words) {
             bits.fill(u64::MAX);
+        }
+    }
+
+    /// The set at `start` (`words` long), or the shared empty set in its
+    /// place when it has no bit (the set is then given up if it is the
+    /// last one made; the first such set becomes the shared one).
+    fn share_if_empty(&mut self, start: usize, words: usize) -> usize {
+        let none = self
+            .bits
+            .get(start..start + words)
+            .is_some_and(|b| b.iter().all(|&w| w == 0));
+        match self.empty {
+            _ if !none => start,
+            Some(empty) => {
+                if start + words == self.bits.len() {
+                    self.bits.truncate(start);
+                }
+                empty
+            }
+            None => {
+                self.empty = Some(start);
+                start
+            }
         }
     }
 

@@ -134,21 +134,7 @@ impl Cache {
         // Values none of whose forms as they come hold a literal (most
         // variables of a clean request) share the empty set, which those
         // who gather bits pass over.
-        if self
-            .bits
-            .get(p.bits..p.bits + filter.words)
-            .is_some_and(|b| b.iter().all(|&w| w == 0))
-        {
-            match self.empty {
-                Some(empty) => {
-                    if p.bits + filter.words == self.bits.len() {
-                        self.bits.truncate(p.bits);
-                    }
-                    p.bits = empty;
-                }
-                None => self.empty = Some(p.bits),
-            }
-        }
+        p.bits = self.share_if_empty(p.bits, filter.words);
         if self.plain.len() <= at {
             self.plain.resize(2 * Var::COUNT, None);
         }
