@@ -158,11 +158,13 @@ impl Body for StreamingBody<'_> {
     }
 }
 
-/// The body sent upstream.
+/// The body sent upstream. A stream is boxed: this value is moved down
+/// through the futures that send a request, and most requests have no body
+/// or a buffered one.
 pub enum UpstreamBody<'c> {
     Empty,
     Full(Option<Bytes>),
-    Stream(StreamingBody<'c>),
+    Stream(Box<StreamingBody<'c>>),
 }
 
 impl<'c> UpstreamBody<'c> {
@@ -187,7 +189,7 @@ impl Body for UpstreamBody<'_> {
         match self.get_mut() {
             UpstreamBody::Empty => Poll::Ready(None),
             UpstreamBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            UpstreamBody::Stream(s) => Pin::new(s).poll_frame(cx),
+            UpstreamBody::Stream(s) => Pin::new(s.as_mut()).poll_frame(cx),
         }
     }
 
@@ -209,7 +211,7 @@ impl Body for UpstreamBody<'_> {
 }
 
 /// Reads a whole body into memory, within the stream's limit and timeout.
-pub async fn collect(mut body: StreamingBody<'_>) -> Result<Bytes, BodyError> {
+pub async fn collect(mut body: Box<StreamingBody<'_>>) -> Result<Bytes, BodyError> {
     let mut buf = bytes::BytesMut::new();
     while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
         if let Ok(data) = frame?.into_data() {

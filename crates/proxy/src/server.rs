@@ -241,9 +241,10 @@ async fn serve_h2<IO>(
         let shared = shared.clone();
         // Boxed: hyper keeps room for one per stream.
         Box::pin(async move {
-            let (parts, body) = req.into_parts();
-            let req = Request::from_parts(parts, ClientBody::H2(body));
-            Ok::<_, Infallible>(handle(req, &conn, &shared).await)
+            let (mut parts, body) = req.into_parts();
+            let resp = handle(&mut parts, ClientBody::H2(body), &conn, &shared).await;
+            crate::bufpool::give_header_map(std::mem::take(&mut parts.headers));
+            Ok::<_, Infallible>(resp)
         })
     });
     let connection = http2(limits).serve_connection(TokioIo::new(io), service);

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 use http::header::{CONNECTION, HOST, HeaderValue, LOCATION};
 use http::uri::PathAndQuery;
-use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
+use http::{HeaderMap, Method, Response, StatusCode, Version};
 use http_body::Body as _;
 use portcullis_core::{
     Context, Outcome, Problem, RequestId, Scheme, TlsInfo, UpstreamInfo, Verdict,
@@ -21,7 +21,7 @@ use portcullis_telemetry::events::{EventKind, SecurityEvent};
 use crate::body::{self, ClientBody, RequestStats, ResponseBody, StreamingBody, UpstreamBody};
 use crate::h1::HeadError;
 use crate::headers::{self, Forwarding, X_REQUEST_ID};
-use crate::state::{Generation, ListenerRuntime, Shared};
+use crate::state::{Generation, Shared};
 use crate::upstream::{InFlight, ResponseStream, UpstreamError};
 
 /// The largest upstream response body buffered for a response-body filter.
@@ -228,23 +228,6 @@ fn header_bytes(parts: &http::request::Parts) -> usize {
 /// Values captured by a route's path template.
 type PathParams = Vec<(Arc<str>, String)>;
 
-/// Serves one request (HTTP/1 or HTTP/2): never fails; every outcome is
-/// a response.
-pub async fn handle(
-    req: Request<ClientBody<'_>>,
-    conn: &ConnInfo,
-    shared: &Shared,
-) -> Response<ResponseBody> {
-    let generation = shared.current.load_full();
-    let (mut parts, body) = req.into_parts();
-    let Some(listener) = generation.listeners.get(&conn.listener) else {
-        return listener_closing();
-    };
-    let resp = serve(&mut parts, body, conn, listener, &generation).await;
-    crate::bufpool::give_header_map(std::mem::take(&mut parts.headers));
-    resp
-}
-
 /// The listener was removed by a reload; this connection is closing.
 fn listener_closing() -> Response<ResponseBody> {
     let mut resp = Problem::listener_closing().to_response(&RequestId::generate());
@@ -344,13 +327,23 @@ pub fn refuse(conn: &ConnInfo, shared: &Shared, why: Refusal) -> Response<Respon
     ex.finish(v)
 }
 
-async fn serve(
+/// Serves one request (HTTP/1 or HTTP/2): never fails; every outcome is
+/// a response. One async function from head to response: each nested one
+/// would be moved into this one's state whole on every request.
+///
+/// The head stays the caller's (a move into this function's state would
+/// copy it): it is done with when this returns, and the caller gives its
+/// header map back to the pool.
+pub async fn handle(
     parts: &mut http::request::Parts,
     body: ClientBody<'_>,
     conn: &ConnInfo,
-    listener: &ListenerRuntime,
-    generation: &Arc<Generation>,
+    shared: &Shared,
 ) -> Response<ResponseBody> {
+    let generation = &shared.current.load_full();
+    let Some(listener) = generation.listeners.get(&conn.listener) else {
+        return listener_closing();
+    };
     let lcfg = &listener.config;
     let peer = conn.peer.ip();
     let trusted = lcfg.is_trusted_proxy(peer);
@@ -467,12 +460,12 @@ async fn serve(
     } else {
         let stats = Arc::new(RequestStats::default());
         ex.stats = Some(stats.clone());
-        UpstreamBody::Stream(StreamingBody::new(
+        UpstreamBody::Stream(Box::new(StreamingBody::new(
             body,
             limit,
             lcfg.limits.body_timeout,
             stats,
-        ))
+        )))
     };
     if route.pipeline.wants_request_body() {
         let bytes = match upstream_body {

@@ -35,7 +35,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use http::header::CONNECTION;
-use http::{Method, Request, Response, Version};
+use http::{Method, Response, Version};
 use http_body::Body;
 use portcullis_config::runtime::ListenerLimits;
 use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
@@ -250,7 +250,7 @@ pub async fn serve(
             }
         };
 
-        let (parts, framing) = (head.parts, head.body);
+        let (mut parts, framing) = (head.parts, head.body);
         let meta = RequestMeta {
             is_head: parts.method == Method::HEAD,
             http10: parts.version == Version::HTTP_10,
@@ -266,14 +266,21 @@ pub async fn serve(
         // together (one allocation): an idle connection's task then holds
         // only what waits for the next head.
         let (whole, completed_at, close) = Box::pin(async {
-            let req = Request::from_parts(parts, ClientBody::H1(RequestBody::new(&mut c)));
-            let resp = service::handle(req, conn, shared).await;
+            let body = ClientBody::H1(RequestBody::new(&mut c));
+            // The response is looked at in a block of its own: a borrowed
+            // local keeps its room in the future until its scope ends, and
+            // this one is moved into the writing future below.
+            let (resp, asks_close) = {
+                let resp = service::handle(&mut parts, body, conn, shared).await;
+                let asks = asks_to_close(&resp);
+                (resp, asks)
+            };
+            crate::bufpool::give_header_map(std::mem::take(&mut parts.headers));
             c.skip_buffered_body();
             if !stopping && *stop_check.borrow() {
                 stopping = true;
             }
-            let close =
-                !head.keep_alive || stopping || c.body != BodyState::Done || asks_to_close(&resp);
+            let close = !head.keep_alive || stopping || c.body != BodyState::Done || asks_close;
             let (whole, completed_at) = write_response(&mut c, resp, meta, close).await;
             (whole, completed_at, close)
         })
@@ -322,83 +329,78 @@ async fn write_response(
     close: bool,
 ) -> (bool, Option<std::time::Instant>) {
     let (parts, mut body) = resp.into_parts();
-    let whole = send_response(c, parts, &mut body, meta, close).await;
-    (whole, body.completed_at())
-}
-
-async fn send_response(
-    c: &mut Connection,
-    parts: http::response::Parts,
-    body: &mut ResponseBody,
-    meta: RequestMeta,
-    close: bool,
-) -> bool {
     let mut out = crate::bufpool::take(1024);
     let (framing, _) = write::encode_head(&parts, &body.size_hint(), meta, close, &mut out);
     crate::bufpool::give_header_map(parts.headers);
-    if framing == OutBody::None {
-        // Nothing of the body is sent; its accounting ends here.
-        body.discard();
-        return c.write_all(&out).await && c.flush_io().await;
-    }
-    let mut sent: u64 = 0;
-    loop {
-        // Take what the body has ready; write out only before waiting, so
-        // a response that is all there goes out in one write.
-        let next = match poll_fn(|cx| Poll::Ready(Pin::new(&mut *body).poll_frame(cx))).await {
-            Poll::Ready(next) => next,
-            Poll::Pending => {
-                if !out.is_empty() && !flush(c, &mut out).await {
-                    return false;
-                }
-                poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)).await
-            }
-        };
-        match next {
-            Some(Ok(frame)) => {
-                let Ok(data) = frame.into_data() else {
-                    continue;
-                };
-                if data.is_empty() {
-                    continue;
-                }
-                sent += data.len() as u64;
-                match framing {
-                    OutBody::Length(n) if sent > n => {
-                        // More than declared: the rest cannot be framed.
-                        let _ = flush(c, &mut out).await;
-                        return false;
+    // One function for the head and the body (no nested future to move
+    // into this one's state); every way out of the block says whether the
+    // response went out whole.
+    let whole = 'send: {
+        if framing == OutBody::None {
+            // Nothing of the body is sent; its accounting ends here.
+            body.discard();
+            break 'send c.write_all(&out).await && c.flush_io().await;
+        }
+        let mut sent: u64 = 0;
+        loop {
+            // Take what the body has ready; write out only before waiting,
+            // so a response that is all there goes out in one write.
+            let next = match poll_fn(|cx| Poll::Ready(Pin::new(&mut body).poll_frame(cx))).await {
+                Poll::Ready(next) => next,
+                Poll::Pending => {
+                    if !out.is_empty() && !flush(c, &mut out).await {
+                        break 'send false;
                     }
-                    OutBody::Chunked => {
-                        crate::chunked::push_size_line(&mut out, data.len());
-                        out.extend_from_slice(&data);
-                        out.extend_from_slice(b"\r\n");
+                    poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
+                }
+            };
+            match next {
+                Some(Ok(frame)) => {
+                    let Ok(data) = frame.into_data() else {
+                        continue;
+                    };
+                    if data.is_empty() {
+                        continue;
                     }
-                    _ => out.extend_from_slice(&data),
+                    sent += data.len() as u64;
+                    match framing {
+                        OutBody::Length(n) if sent > n => {
+                            // More than declared: the rest cannot be framed.
+                            let _ = flush(c, &mut out).await;
+                            break 'send false;
+                        }
+                        OutBody::Chunked => {
+                            crate::chunked::push_size_line(&mut out, data.len());
+                            out.extend_from_slice(&data);
+                            out.extend_from_slice(b"\r\n");
+                        }
+                        _ => out.extend_from_slice(&data),
+                    }
+                    if out.len() >= WRITE_BATCH && !flush(c, &mut out).await {
+                        break 'send false;
+                    }
                 }
-                if out.len() >= WRITE_BATCH && !flush(c, &mut out).await {
-                    return false;
+                Some(Err(_)) => {
+                    // The upstream failed mid-body: what was sent stands,
+                    // the connection ends so the client sees the truncation.
+                    let _ = flush(c, &mut out).await;
+                    break 'send false;
                 }
-            }
-            Some(Err(_)) => {
-                // The upstream failed mid-body: what was sent stands, the
-                // connection ends so the client sees the truncation.
-                let _ = flush(c, &mut out).await;
-                return false;
-            }
-            None => {
-                if framing == OutBody::Chunked {
-                    out.extend_from_slice(b"0\r\n\r\n");
+                None => {
+                    if framing == OutBody::Chunked {
+                        out.extend_from_slice(b"0\r\n\r\n");
+                    }
+                    let complete = match framing {
+                        OutBody::Length(n) => sent == n,
+                        OutBody::UntilClose => false,
+                        _ => true,
+                    };
+                    break 'send flush(c, &mut out).await && c.flush_io().await && complete;
                 }
-                let complete = match framing {
-                    OutBody::Length(n) => sent == n,
-                    OutBody::UntilClose => false,
-                    _ => true,
-                };
-                return flush(c, &mut out).await && c.flush_io().await && complete;
             }
         }
-    }
+    };
+    (whole, body.completed_at())
 }
 
 async fn flush(c: &mut Connection, out: &mut Vec<u8>) -> bool {

@@ -395,7 +395,7 @@ impl Conn {
     async fn send_stream(
         &mut self,
         head: &[u8],
-        mut s: crate::body::StreamingBody<'_>,
+        mut s: Box<crate::body::StreamingBody<'_>>,
         framing: OutFraming,
     ) -> Result<(), ExchangeError> {
         self.io.write_all(head).await.map_err(closed_or_io)?;

@@ -222,44 +222,6 @@ impl UpstreamRuntime {
         }
     }
 
-    /// One exchange on one connection, within the response-header timeout
-    /// counted from `started`.
-    #[allow(clippy::too_many_arguments)]
-    async fn exchange(
-        &self,
-        target: &Arc<TargetState>,
-        mut conn: Conn,
-        head: &[u8],
-        body: UpstreamBody<'_>,
-        framing: OutFraming,
-        is_head: bool,
-        started: Instant,
-    ) -> Attempt {
-        let deadline = tokio::time::Instant::from_std(started + self.spec.response_header_timeout);
-        // The connection's own timer, moved lazily (see `timer.rs`).
-        let mut timer = conn
-            .timer
-            .take()
-            .unwrap_or_else(|| LazyTimer::new(deadline));
-        timer.set(deadline);
-        let outcome = timer
-            .run(async {
-                conn.send(head, body, framing).await?;
-                conn.read_head(is_head).await
-            })
-            .await;
-        conn.timer = Some(timer);
-        match outcome {
-            None => Attempt::TimedOut,
-            Some(Err(e)) => Attempt::Failed(e),
-            Some(Ok(h)) => {
-                let stream =
-                    ResponseStream::new(conn, &h, target.pool.clone(), self.spec.idle_timeout);
-                Attempt::Done(h.parts, stream)
-            }
-        }
-    }
-
     /// Sends a request to a target, retrying on another target when
     /// connecting fails and the request can safely be sent again.
     pub async fn send(
@@ -307,7 +269,7 @@ impl UpstreamRuntime {
             let mut pooled = target.pool.take(started);
             let outcome = loop {
                 let reused = pooled.is_some();
-                let conn = match pooled.take() {
+                let mut conn = match pooled.take() {
                     Some(c) => c,
                     // Boxed: connecting (with its TLS handshake) is rare on
                     // a warm pool, and inline it would make every request's
@@ -327,9 +289,38 @@ impl UpstreamRuntime {
                 }) else {
                     break Some(Attempt::Failed(ExchangeError::Closed));
                 };
-                let attempt = self
-                    .exchange(target, conn, &head, this_body, framing, is_head, started)
+                // One exchange on this connection, within the
+                // response-header timeout counted from `started`. Written
+                // here rather than as an async function of its own, whose
+                // state every request would copy into this one's.
+                let deadline =
+                    tokio::time::Instant::from_std(started + self.spec.response_header_timeout);
+                // The connection's own timer, moved lazily (see `timer.rs`).
+                let mut timer = conn
+                    .timer
+                    .take()
+                    .unwrap_or_else(|| LazyTimer::new(deadline));
+                timer.set(deadline);
+                let exchanged = timer
+                    .run(async {
+                        conn.send(&head, this_body, framing).await?;
+                        conn.read_head(is_head).await
+                    })
                     .await;
+                conn.timer = Some(timer);
+                let attempt = match exchanged {
+                    None => Attempt::TimedOut,
+                    Some(Err(e)) => Attempt::Failed(e),
+                    Some(Ok(h)) => {
+                        let stream = ResponseStream::new(
+                            conn,
+                            &h,
+                            target.pool.clone(),
+                            self.spec.idle_timeout,
+                        );
+                        Attempt::Done(h.parts, stream)
+                    }
+                };
                 match attempt {
                     Attempt::Failed(ExchangeError::Closed) if reused && replayable => continue,
                     other => break Some(other),
