@@ -17,6 +17,7 @@ mod files;
 mod gateway;
 mod h1;
 mod headers;
+mod names;
 mod pipeline;
 mod server;
 mod service;

@@ -165,7 +165,7 @@ pub fn parse(buf: &mut BytesMut, limits: HeadLimits) -> Result<Parsed, HeadError
     for (name, value) in fields {
         let name = head
             .get(name.0..name.0 + name.1)
-            .and_then(|n| HeaderName::from_bytes(n).ok())
+            .and_then(|n| crate::names::from_wire(n).ok())
             .ok_or(HeadError::Malformed("invalid header name"))?;
         let value = HeaderValue::from_maybe_shared(slice(value))
             .map_err(|_| HeadError::Malformed("invalid header value"))?;

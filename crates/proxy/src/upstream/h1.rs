@@ -16,7 +16,7 @@ use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use http::header::{CONTENT_LENGTH, HeaderName, HeaderValue, TRANSFER_ENCODING};
+use http::header::{CONTENT_LENGTH, HeaderValue, TRANSFER_ENCODING};
 use http::{HeaderMap, Method, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
 use tokio::io::AsyncWriteExt;
@@ -251,7 +251,7 @@ pub fn parse_head(
         );
         let name = head
             .get(ns..ns + nl)
-            .and_then(|n| HeaderName::from_bytes(n).ok())
+            .and_then(|n| crate::names::from_wire(n).ok())
             .ok_or(ExchangeError::BadResponse("invalid header name"))?;
         let value = HeaderValue::from_maybe_shared(head.slice(vs..vs + vl))
             .map_err(|_| ExchangeError::BadResponse("invalid header value"))?;
