@@ -24,8 +24,12 @@ use crate::metrics::Counter;
 
 /// How often buffered lines are written when traffic is light.
 const INTERVAL: Duration = Duration::from_millis(100);
-/// Wake the writer early past this much buffered data.
-const EARLY_WRITE: usize = 256 * 1024;
+/// Wake the writer early past this much buffered data. Small, so that
+/// each write is short: the writer shares a core with the request path
+/// (a one-core deployment, or a pinned process), and a long write into the
+/// page cache stalls every request behind it, which shows in the tail
+/// latency; many short writes cost about the same in all.
+const EARLY_WRITE: usize = 32 * 1024;
 /// Drop lines past this much unwritten data.
 const MAX_BUFFERED: usize = 16 * 1024 * 1024;
 /// A worker thread hands its lines over once it holds this many bytes.
