@@ -2,8 +2,8 @@
 //! the upstream's response) turn every field name into a `HeaderName`;
 //! the general conversion lower-cases the name through a table and then
 //! matches it against the standard names, about a hundred instructions a
-//! field. The names nearly every head carries are recognised here first
-//! by length and a case-insensitive compare.
+//! field. The names nearly every head carries are recognised here first,
+//! by their length and then by fixed-length compares.
 
 use http::header::{self, HeaderName, InvalidHeaderName};
 
