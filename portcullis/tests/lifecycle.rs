@@ -239,3 +239,44 @@ async fn shutdown_stops_waiting_at_its_deadline() {
     assert!(status.success());
     assert!(gw.stderr_contains("shutdown deadline reached"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_closes_idle_keepalive_connections_at_once() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ups = Two::start().await;
+    // The drain deadline and the connection's timers (which wake it too)
+    // far past the waits below: the connection can only close in time if
+    // the stop itself wakes it.
+    let config = ups.config("a", "60s").replace(
+        r#"address: "127.0.0.1:0" }
+upstreams"#,
+        r#"address: "127.0.0.1:0", limits: { idle_timeout: 120s, header_timeout: 100s } }
+upstreams"#,
+    );
+    assert!(config.contains("idle_timeout: 120s"));
+    let mut gw = GatewayProcess::start(bin(), &config, &[]);
+    let mut s = tokio::net::TcpStream::connect(gw.addr("main"))
+        .await
+        .unwrap();
+    s.write_all(b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let r = raw::next_response(&mut s, &mut buf, false, Duration::from_secs(5))
+        .await
+        .expect("a whole response");
+    assert_eq!(r.status, 200);
+    // The connection now waits, idle, for its next request.
+    gw.signal("TERM");
+    let mut b = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(10), s.read(&mut b)).await;
+    assert!(
+        matches!(read, Ok(Ok(0) | Err(_))),
+        "the idle connection was closed by the shutdown: {read:?}"
+    );
+    let status = gw
+        .wait_exit(Duration::from_secs(20))
+        .expect("the gateway exited before its drain deadline");
+    assert!(status.success());
+    assert!(gw.stderr_contains("all connections drained"));
+}

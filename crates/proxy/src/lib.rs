@@ -22,6 +22,7 @@ mod pipeline;
 mod server;
 mod service;
 mod state;
+mod stop;
 mod timer;
 mod tls;
 mod upstream;

@@ -27,6 +27,7 @@ use crate::body::ClientBody;
 use crate::h1::{self, io::ClientIo};
 use crate::service::{ConnInfo, handle};
 use crate::state::{ListenerCounters, Shared};
+use crate::stop::StopSignal;
 use crate::tls::protocol_name;
 
 /// Binds a listening socket (address reuse on, a deep backlog).
@@ -47,6 +48,10 @@ pub struct RunningListener {
     pub configured: SocketAddr,
     /// The address actually bound.
     pub local: SocketAddr,
+    /// Raised with `stop` for the HTTP/1 connections, which wait on it
+    /// between requests; the channel is for HTTP/2 connections and tells
+    /// when every connection has finished (all receivers dropped).
+    signal: Arc<StopSignal>,
     stop: watch::Sender<bool>,
     task: JoinHandle<TcpListener>,
 }
@@ -60,11 +65,19 @@ impl RunningListener {
     ) -> io::Result<Self> {
         let local = socket.local_addr()?;
         let (stop, rx) = watch::channel(false);
-        let task = tokio::spawn(accept_loop(socket, name.clone(), shared, rx));
+        let signal = Arc::new(StopSignal::default());
+        let task = tokio::spawn(accept_loop(
+            socket,
+            name.clone(),
+            shared,
+            rx,
+            signal.clone(),
+        ));
         Ok(RunningListener {
             name,
             configured,
             local,
+            signal,
             stop,
             task,
         })
@@ -86,6 +99,7 @@ impl RunningListener {
         deadline: Duration,
     ) -> (Option<TcpListener>, impl Future<Output = bool> + use<>) {
         let _ = self.stop.send(true);
+        self.signal.stop();
         let socket = self.task.await.ok();
         let stop = self.stop;
         (socket, async move {
@@ -99,6 +113,7 @@ async fn accept_loop(
     name: Arc<str>,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
+    signal: Arc<StopSignal>,
 ) -> TcpListener {
     let counters = shared.listener_counters(&name);
     loop {
@@ -107,7 +122,7 @@ async fn accept_loop(
             _ = stop.changed() => break,
             accepted = socket.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    let task = serve_connection(stream, peer, name.clone(), shared.clone(), stop.clone(), counters.clone());
+                    let task = serve_connection(stream, peer, name.clone(), shared.clone(), (stop.clone(), signal.clone()), counters.clone());
                     tokio::spawn(task);
                 }
                 Err(e) => {
@@ -145,7 +160,7 @@ async fn serve_connection(
     peer: SocketAddr,
     name: Arc<str>,
     shared: Arc<Shared>,
-    mut stop: watch::Receiver<bool>,
+    (stop, signal): (watch::Receiver<bool>, Arc<StopSignal>),
     counters: Arc<ListenerCounters>,
 ) {
     // Take what the connection needs from the current generation and let
@@ -220,7 +235,10 @@ async fn serve_connection(
         return;
     }
     // HTTP/1, unless the client opens with the HTTP/2 preface (h2c).
-    if let Some(io) = h1::serve(io, &conn, &shared, &settings, &counters, &mut stop).await {
+    let waiter = signal.waiter();
+    let upgraded = h1::serve(io, &conn, &shared, &settings, &counters, &waiter).await;
+    drop(waiter);
+    if let Some(io) = upgraded {
         Box::pin(serve_h2(io, limits, conn, shared, stop)).await;
     }
 }

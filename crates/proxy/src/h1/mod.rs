@@ -39,7 +39,6 @@ use http::{Method, Response, Version};
 use http_body::Body;
 use portcullis_config::runtime::ListenerLimits;
 use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
-use tokio::sync::watch;
 use tokio::time::Instant;
 
 use body::BodyState;
@@ -53,6 +52,7 @@ use crate::body::{ClientBody, ResponseBody};
 use crate::chunked::Chunk;
 use crate::service::{self, ConnInfo};
 use crate::state::{ListenerCounters, Shared};
+use crate::stop::StopWaiter;
 use crate::timer::LazyTimer;
 
 /// Bytes of response collected before they are written out.
@@ -152,14 +152,14 @@ enum Wake {
 }
 
 /// Waits for bytes from the client, the timer, or the stop signal.
-async fn wait<F: Future>(
+async fn wait(
     c: &mut Connection,
     timer: &mut LazyTimer,
-    mut stop: Pin<&mut F>,
+    stop: &StopWaiter,
     stopping: &mut bool,
 ) -> Wake {
     poll_fn(|cx| {
-        if !*stopping && stop.as_mut().poll(cx).is_ready() {
+        if !*stopping && stop.poll_stopped(cx).is_ready() {
             *stopping = true;
             return Poll::Ready(Wake::Stop);
         }
@@ -187,7 +187,7 @@ pub async fn serve(
     shared: &Shared,
     settings: &Settings,
     counters: &ListenerCounters,
-    stop: &mut watch::Receiver<bool>,
+    stop: &StopWaiter,
 ) -> Option<Rewind<ClientIo>> {
     let limits = &settings.limits;
     let head_limits = HeadLimits {
@@ -202,9 +202,7 @@ pub async fn serve(
     // the head needs another read, so a head that arrives whole costs no
     // clock read.
     let mut head_begun = false;
-    let stop_check = stop.clone();
-    let mut stopping = *stop_check.borrow();
-    let mut stop_signal = pin!(stop.changed());
+    let mut stopping = stop.is_stopped();
 
     loop {
         let head = loop {
@@ -231,7 +229,7 @@ pub async fn serve(
                 timer.set(Instant::now() + limits.header_timeout);
                 head_begun = false;
             }
-            match wait(&mut c, &mut timer, stop_signal.as_mut(), &mut stopping).await {
+            match wait(&mut c, &mut timer, stop, &mut stopping).await {
                 Wake::Data if was_empty => head_begun = true,
                 Wake::Data | Wake::Stop => {}
                 Wake::Closed => return None,
@@ -277,7 +275,7 @@ pub async fn serve(
             };
             crate::bufpool::give_header_map(std::mem::take(&mut parts.headers));
             c.skip_buffered_body();
-            if !stopping && *stop_check.borrow() {
+            if !stopping && stop.is_stopped() {
                 stopping = true;
             }
             let close = !head.keep_alive || stopping || c.body != BodyState::Done || asks_close;
