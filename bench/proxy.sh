@@ -170,8 +170,11 @@ STEAL_MED=$(cat "$WORK"/pc.txt "$WORK"/nx.txt "$WORK"/ns.txt | awk '{print $6}' 
 STEAL_MAX=$(cat "$WORK"/pc.txt "$WORK"/nx.txt "$WORK"/ns.txt | awk '{print $6}' | sort -g | tail -1)
 # Each round's ratio, then their median: a slow spell of the shared machine
 # hits both sides of a round, so paired ratios vary less than medians do.
-paired() { paste "$WORK/pc.txt" "$WORK/$1.txt" | awk '{print $1 / $(NF / 2 + 1)}' | median; }
-PAIR_NX=$(paired nx); PAIR_NS=$(paired ns)
+# paired COLUMN OTHER: the median of the rounds' ratios for that column
+# (1: requests/s, 3: p99).
+paired() { paste "$WORK/pc.txt" "$WORK/$2.txt" | awk -v c="$1" '{print $c / $(NF / 2 + c)}' | median; }
+PAIR_NX=$(paired 1 nx); PAIR_NS=$(paired 1 ns)
+P99_PAIR_NX=$(paired 3 nx); P99_PAIR_NS=$(paired 3 ns)
 
 rss_kb() { local total=0; for p in "$@"; do total=$((total + $(awk '/VmRSS/ {print $2}' "/proc/$p/status"))); done; echo $total; }
 nginx_pids() { echo "$(cat "$WORK/nginx.pid") $(pgrep -P "$(cat "$WORK/nginx.pid")" | tr '\n' ' ')"; }
@@ -200,8 +203,8 @@ proxy on core $GW_CORE (1 worker each), wrk and upstream on core $LOAD_CORE; med
   portcullis  $(printf "%9.0f req/s   p50 %6.3f ms   p99 %6.3f ms   CPU %5.1f us/request" "$PC_RPS" "$PC_P50" "$PC_P99" "$PC_CPU")
   nginx       $(printf "%9.0f req/s   p50 %6.3f ms   p99 %6.3f ms   CPU %5.1f us/request" "$NX_RPS" "$NX_P50" "$NX_P99" "$NX_CPU")
   nginx-same  $(printf "%9.0f req/s   p50 %6.3f ms   p99 %6.3f ms   CPU %5.1f us/request" "$NS_RPS" "$NS_P50" "$NS_P99" "$NS_CPU")
-  vs nginx       $(printf "%6.2fx throughput (paired rounds %.2fx)   p99 %.2fx of nginx's" "$(echo "$PC_RPS / $NX_RPS" | bc -l)" "$PAIR_NX" "$(echo "$PC_P99 / $NX_P99" | bc -l)")
-  vs nginx-same  $(printf "%6.2fx throughput (paired rounds %.2fx)   p99 %.2fx of nginx's" "$(echo "$PC_RPS / $NS_RPS" | bc -l)" "$PAIR_NS" "$(echo "$PC_P99 / $NS_P99" | bc -l)")
+  vs nginx       $(printf "%6.2fx throughput (paired rounds %.2fx)   p99 %.2fx of nginx's (paired %.2fx)" "$(echo "$PC_RPS / $NX_RPS" | bc -l)" "$PAIR_NX" "$(echo "$PC_P99 / $NX_P99" | bc -l)" "$P99_PAIR_NX")
+  vs nginx-same  $(printf "%6.2fx throughput (paired rounds %.2fx)   p99 %.2fx of nginx's (paired %.2fx)" "$(echo "$PC_RPS / $NS_RPS" | bc -l)" "$PAIR_NS" "$(echo "$PC_P99 / $NS_P99" | bc -l)" "$P99_PAIR_NS")
   portcullis non-2xx responses: $PC_BAD
   taken by the hypervisor (steal): median $STEAL_MED% of CPU time per run, at most $STEAL_MAX%
 
