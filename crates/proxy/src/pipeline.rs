@@ -172,10 +172,11 @@ impl Pipeline {
         req: &mut http::request::Parts,
     ) -> Verdict {
         for f in &self.filters {
-            let outcome = {
-                let fut = std::pin::pin!(f.request_headers(ctx, req));
-                CatchUnwind(fut).await
-            };
+            // Each filter's own future, not `RouteFilter`'s: that one is
+            // as large as the largest filter's (authentication's) and would
+            // be built and moved for every filter of every request.
+            let outcome =
+                each!(f, x => CatchUnwind(std::pin::pin!(x.request_headers(ctx, req))).await);
             match outcome {
                 Some(Verdict::Continue) => {}
                 Some(other) => return other,
@@ -252,5 +253,24 @@ impl Pipeline {
         for f in &self.filters {
             let _ = std::panic::catch_unwind(AssertUnwindSafe(|| f.log(ctx)));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_filter_future_is_caught_not_propagated() {
+        let ok = CatchUnwind(std::pin::pin!(async { 7 })).await;
+        assert_eq!(ok, Some(7));
+        let panics = CatchUnwind(std::pin::pin!(async {
+            if ok.is_some() {
+                panic!("a filter failed");
+            }
+            7
+        }))
+        .await;
+        assert_eq!(panics, None, "the panic became None: the caller denies");
     }
 }
