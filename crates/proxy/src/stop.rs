@@ -5,8 +5,9 @@
 //! a `watch` channel's `changed()` for that takes the channel's lock on
 //! every wait, that is on every request. Here each connection keeps its own
 //! waker slot, registered with the listener once per connection; a wait
-//! only compares the task's waker with the one already kept (the same, from
-//! the second request on) and reads one flag.
+//! locks only that slot (which nothing but a stop ever contends), compares
+//! the task's waker with the one already kept (the same, from the second
+//! request on) and reads one flag.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
