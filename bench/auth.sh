@@ -137,7 +137,7 @@ done
 col() { awk -v c="$2" '{print $c}' "$WORK/$1.txt" | median; }
 paired() { paste "$WORK/$1.txt" "$WORK/plain.txt" | awk '{print $1 / $5}' | median; }
 echo
-printf "%-9s %12s %9s %9s %10s %12s\n" mode "req/s" "p50 ms" "p99 ms" "non-2xx" "vs plain"
+printf "%-9s %12s %9s %9s %10s %12s\n" mode "req/s" "p50 ms" "p99 ms" "failed" "vs plain"
 for m in $MODES; do
     bad=$(awk '{s+=$4} END {print s+0}' "$WORK/$m.txt")
     printf "%-9s %12s %9s %9s %10s %11sx\n" "$m" "$(col "$m" 1)" "$(col "$m" 2)" "$(col "$m" 3)" "$bad" "$(paired "$m")"

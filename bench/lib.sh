@@ -76,15 +76,19 @@ ${3:-}
 CONF
 }
 
-# wrk's --latency output on stdin -> "rps p50_ms p99_ms non2xx"
+# wrk's --latency output on stdin -> "rps p50_ms p99_ms failed": failed
+# counts non-2xx responses and socket errors. Timeouts must be counted: wrk
+# leaves a request that timed out out of its latency figures, so a proxy
+# that stalls some requests would otherwise show a better p99.
 wrk_summary() {
     awk '
         function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
         /Requests\/sec/ { rps=$2 }
         /^ +50%/ { p50=ms($2) }
         /^ +99%/ { p99=ms($2) }
-        /Non-2xx/ { bad=$4 }
-        END { printf "%s %.3f %.3f %s\n", rps, p50, p99, (bad==""?0:bad) }'
+        /Non-2xx/ { bad+=$NF }
+        /Socket errors:/ { gsub(",", ""); bad+=$4+$6+$8+$10 }
+        END { printf "%s %.3f %.3f %d\n", rps, p50, p99, bad }'
 }
 
 # cpu_ticks -> "steal total": clock ticks all cores have had taken by the

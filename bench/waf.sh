@@ -141,7 +141,7 @@ for port in $PC_PORT $MS_PORT; do
     fi
 done
 
-# wrk output -> "rps p50_ms p99_ms non2xx"
+# wrk output -> "rps p50_ms p99_ms failed"
 measure() {
     taskset -c "$LOAD_CORE" wrk -t1 -c"$CONNS" -d"$DURATION" --latency -s "$WORK/$2.lua" "http://127.0.0.1:$1" | wrk_summary
 }
@@ -167,7 +167,7 @@ for s in get json; do
     col() { awk -v c="$2" '{print $c}' "$WORK/$1-$s.txt" | median; }
     bad=$(cat "$WORK/pc-$s.txt" "$WORK/ms-$s.txt" | awk '{b+=$4} END {print b+0}')
     ratio=$(echo "$(col pc 1) / $(col ms 1)" | bc -l)
-    SUMMARY+=$(printf "\n  %-5s portcullis %9.0f req/s  p50 %7.2f ms  p99 %7.2f ms | nginx+modsecurity %8.0f req/s  p50 %7.2f ms  p99 %7.2f ms | %5.1fx  (non-2xx: %s)" \
+    SUMMARY+=$(printf "\n  %-5s portcullis %9.0f req/s  p50 %7.2f ms  p99 %7.2f ms | nginx+modsecurity %8.0f req/s  p50 %7.2f ms  p99 %7.2f ms | %5.1fx  (failed: %s)" \
         "$s" "$(col pc 1)" "$(col pc 2)" "$(col pc 3)" "$(col ms 1)" "$(col ms 2)" "$(col ms 3)" "$ratio" "$bad")
 done
 
