@@ -34,9 +34,7 @@ python3 -c 'import cryptography' 2>/dev/null || pip install -q cryptography
 ulimit -n "$(ulimit -Hn)"
 trap cleanup EXIT
 
-echo "building portcullis (release)..."
-(cd "$ROOT" && cargo build --release -q -p portcullis)
-PORTCULLIS="$ROOT/target/release/portcullis"
+portcullis_binary
 
 echo "making $NEW_TOKENS tokens..."
 python3 "$ROOT/bench/tokens.py" "$WORK" "$NEW_TOKENS"
@@ -137,8 +135,9 @@ done
 col() { awk -v c="$2" '{print $c}' "$WORK/$1.txt" | median; }
 paired() { paste "$WORK/$1.txt" "$WORK/plain.txt" | awk '{print $1 / $5}' | median; }
 echo
-printf "%-9s %12s %9s %9s %10s %12s\n" mode "req/s" "p50 ms" "p99 ms" "failed" "vs plain"
+echo "Authentication ($BUILD), $(date -u +%Y-%m-%dT%H:%MZ), $RUNS runs of $DURATION, $CONNS connections, access log on; medians"
+printf "%-9s %10s %9s %9s %8s %18s\n" mode "req/s" "p50 ms" "p99 ms" "failed" "vs plain (paired)"
 for m in $MODES; do
     bad=$(awk '{s+=$4} END {print s+0}' "$WORK/$m.txt")
-    printf "%-9s %12s %9s %9s %10s %11sx\n" "$m" "$(col "$m" 1)" "$(col "$m" 2)" "$(col "$m" 3)" "$bad" "$(paired "$m")"
+    printf "%-9s %10.0f %9.3f %9.3f %8s %17.2fx\n" "$m" "$(col "$m" 1)" "$(col "$m" 2)" "$(col "$m" 3)" "$bad" "$(paired "$m")"
 done
