@@ -6,12 +6,20 @@
 //! naming methods beats one accepting any). Two routes that tie on all three
 //! and overlap are refused when the table is built, so the winner never
 //! depends on the order of the config file.
+//!
+//! A lookup walks the routes in that order, but only those that can match
+//! the path's first segment: each route is filed under the first segment
+//! every path it matches begins with (`/users/{id}` under `users`), or
+//! among the routes that can match any (`/{tenant}/orders`, the prefix
+//! `/`). A table of hundreds of routes costs a request a hash lookup and a
+//! few matches, not hundreds.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use http::Method;
 
-use crate::{HostPattern, MethodSet, PathPattern};
+use crate::{HostPattern, MethodSet, PathPattern, Segment};
 
 /// What one route matches.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,6 +41,33 @@ struct Entry {
 pub struct RouteTable<T> {
     entries: Vec<Entry>,
     routes: Vec<(RouteMatch, T)>,
+    /// Positions in `entries` (ascending) by the first path segment every
+    /// path the entry matches begins with.
+    by_segment: HashMap<Box<str>, Vec<usize>>,
+    /// Positions in `entries` (ascending) that may match a path beginning
+    /// with any segment.
+    any_segment: Vec<usize>,
+}
+
+/// The first segment of a path: `users` for `/users/7`, empty for `/`.
+fn first_segment(path: &str) -> &str {
+    let rest = path.strip_prefix('/').unwrap_or(path);
+    rest.split('/').next().unwrap_or(rest)
+}
+
+/// The first segment every path matched by `p` begins with, when there is
+/// one. Prefixes match at segment boundaries, so `/api` and `/api/` both
+/// fix `api`; only `/` leaves it open.
+fn fixed_first_segment(p: &PathPattern) -> Option<&str> {
+    match p {
+        PathPattern::Exact(s) => Some(first_segment(s)),
+        PathPattern::Prefix(s) if s == "/" => None,
+        PathPattern::Prefix(s) => Some(first_segment(s)),
+        PathPattern::Template { segments, .. } => match segments.first() {
+            Some(Segment::Literal(l)) => Some(l),
+            _ => None,
+        },
+    }
 }
 
 /// The result of a lookup.
@@ -109,14 +144,59 @@ impl<T> RouteTable<T> {
         if !conflicts.is_empty() {
             return Err(conflicts);
         }
-        Ok(RouteTable { entries, routes })
+        let mut by_segment: HashMap<Box<str>, Vec<usize>> = HashMap::new();
+        let mut any_segment = Vec::new();
+        for (pos, e) in entries.iter().enumerate() {
+            match routes
+                .get(e.route)
+                .and_then(|r| fixed_first_segment(&r.0.path))
+            {
+                Some(seg) => by_segment.entry(seg.into()).or_default().push(pos),
+                None => any_segment.push(pos),
+            }
+        }
+        Ok(RouteTable {
+            entries,
+            routes,
+            by_segment,
+            any_segment,
+        })
     }
 
     /// Finds the route for a normalised host (see [`crate::normalize_host`];
     /// `None` when the request had none) and a normalised path.
     pub fn lookup(&self, host: Option<&str>, path: &str, method: &Method) -> Lookup<'_, T> {
+        // The candidates, in the table's order: the two ascending lists
+        // merged. No other route can match this path.
+        let filed: &[usize] = if self.by_segment.is_empty() {
+            &[]
+        } else {
+            self.by_segment
+                .get(first_segment(path))
+                .map_or(&[], Vec::as_slice)
+        };
+        let (mut a, mut b) = (filed.iter().peekable(), self.any_segment.iter().peekable());
+        let candidates = std::iter::from_fn(|| match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) if x < y => a.next(),
+            (_, Some(_)) => b.next(),
+            (Some(_), None) => a.next(),
+            (None, None) => None,
+        });
+        let candidates = candidates.filter_map(|&pos| self.entries.get(pos));
+        self.first_match(candidates, host, path, method)
+    }
+
+    /// The first of `candidates` (in the table's order) matching host, path
+    /// and method; or the methods that would have been accepted.
+    fn first_match<'a>(
+        &'a self,
+        candidates: impl Iterator<Item = &'a Entry>,
+        host: Option<&str>,
+        path: &str,
+        method: &Method,
+    ) -> Lookup<'a, T> {
         let mut allowed: Vec<Method> = Vec::new();
-        for entry in &self.entries {
+        for entry in candidates {
             if let Some(pattern) = &entry.host {
                 match host {
                     Some(h) if pattern.matches(h) => {}
@@ -160,6 +240,7 @@ impl<T> RouteTable<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn route(hosts: &[&str], path: &str, methods: &[Method]) -> RouteMatch {
         RouteMatch {
@@ -270,6 +351,78 @@ mod tests {
                 assert_eq!(params, vec![("id".into(), "42".to_owned())])
             }
             other => panic!("{other:?}"),
+        }
+    }
+
+    /// A path pattern from a small vocabulary, so that generated tables
+    /// overlap and generated paths hit them.
+    fn pattern() -> impl Strategy<Value = String> {
+        // `{}` stands for a parameter, named after its position.
+        let seg = prop_oneof![Just("a"), Just("b"), Just("ab"), Just("{}")];
+        (prop::collection::vec(seg, 0..4), any::<bool>()).prop_map(|(segs, prefix)| {
+            let mut p = String::new();
+            for (i, s) in segs.iter().enumerate() {
+                p.push('/');
+                match *s {
+                    "{}" => p.push_str(&format!("{{p{i}}}")),
+                    literal => p.push_str(literal),
+                }
+            }
+            match (p.is_empty(), prefix && !p.contains('{')) {
+                (true, _) => "/*".to_owned(),
+                (false, true) => format!("{p}*"),
+                (false, false) => p,
+            }
+        })
+    }
+
+    fn request_path() -> impl Strategy<Value = String> {
+        let seg = prop_oneof![Just("a"), Just("b"), Just("ab"), Just("abc"), Just("")];
+        prop::collection::vec(seg, 0..5).prop_map(|segs| {
+            if segs.is_empty() {
+                "/".to_owned()
+            } else {
+                segs.iter().map(|s| format!("/{s}")).collect()
+            }
+        })
+    }
+
+    proptest! {
+        /// The index changes which routes are tried, never the answer: a
+        /// lookup agrees with trying every route in the table's order.
+        #[test]
+        fn indexed_lookup_agrees_with_trying_every_route(
+            specs in prop::collection::vec(
+                (pattern(), prop::sample::select(vec![0usize, 1, 2]), any::<bool>()),
+                1..12,
+            ),
+            paths in prop::collection::vec(request_path(), 1..8),
+        ) {
+            let routes: Vec<(RouteMatch, usize)> = specs
+                .iter()
+                .enumerate()
+                .map(|(i, (p, host, get_only))| {
+                    let hosts: &[&str] = match host {
+                        0 => &[],
+                        1 => &["x.example.com"],
+                        _ => &["*.example.com"],
+                    };
+                    let methods: &[Method] = if *get_only { &[Method::GET] } else { &[] };
+                    (route(hosts, p, methods), i)
+                })
+                .collect();
+            let Ok(t) = RouteTable::build(routes) else {
+                return Ok(());
+            };
+            for path in &paths {
+                for host in [None, Some("x.example.com"), Some("y.example.com")] {
+                    for m in [Method::GET, Method::POST] {
+                        let indexed = format!("{:?}", t.lookup(host, path, &m));
+                        let every = format!("{:?}", t.first_match(t.entries.iter(), host, path, &m));
+                        prop_assert_eq!(indexed, every, "{} {:?} {}", path, host, m);
+                    }
+                }
+            }
         }
     }
 }
