@@ -1,6 +1,6 @@
 //! The router's hot path, run for every request: path normalisation and
 //! the route lookup, in tables of growing size (an API gateway in front of
-//! many services carries hundreds of routes).
+//! many services or tenants carries hundreds of routes).
 
 #![allow(
     clippy::unwrap_used,
@@ -92,5 +92,34 @@ fn lookup(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, normalize, lookup);
+/// `n` tenants, each on a host name of its own with everything under `/`.
+fn hosts(c: &mut Criterion) {
+    let mut g = c.benchmark_group("route_lookup_by_host");
+    for n in [10, 1000] {
+        let t = RouteTable::build(
+            (0..n)
+                .map(|i| {
+                    let m = RouteMatch {
+                        hosts: vec![HostPattern::parse(&format!("t{i}.example.com")).unwrap()],
+                        path: PathPattern::parse_prefix("/").unwrap(),
+                        methods: MethodSet::any(),
+                    };
+                    (m, i)
+                })
+                .collect(),
+        )
+        .unwrap();
+        let host = format!("t{}.example.com", n - 1);
+        match t.lookup(Some(&host), "/orders/7", &Method::GET) {
+            Lookup::Found { route, .. } => assert_eq!(*route, n - 1),
+            other => panic!("{other:?}"),
+        }
+        g.bench_with_input(BenchmarkId::new("last_tenant", n), &n, |b, _| {
+            b.iter(|| t.lookup(black_box(Some(&host)), black_box("/orders/7"), &Method::GET))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, normalize, lookup, hosts);
 criterion_main!(benches);

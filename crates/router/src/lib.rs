@@ -3,6 +3,7 @@
 //! [`RouteTable`].
 
 mod host;
+mod index;
 mod normalize;
 mod pattern;
 mod table;
