@@ -60,7 +60,13 @@ impl Index {
     /// The positions of the entries that can match a request for `host`
     /// and `path`, ascending.
     pub(crate) fn candidates(&self, host: Option<&str>, path: &str) -> Merge<'_> {
-        let segment = first_segment(path);
+        // A table that files nothing by host or segment (one catch-all
+        // route, say) needs neither looked at.
+        let segment = if self.by_host.is_empty() && self.any_host.fixed.is_empty() {
+            ""
+        } else {
+            first_segment(path)
+        };
         let [a, b] = match host {
             Some(h) if !self.by_host.is_empty() => self
                 .by_host
@@ -99,7 +105,10 @@ impl Iterator for Merge<'_> {
 /// The first segment of a path: `users` for `/users/7`, empty for `/`.
 fn first_segment(path: &str) -> &str {
     let rest = path.strip_prefix('/').unwrap_or(path);
-    rest.split('/').next().unwrap_or(rest)
+    // A byte loop: segments are short, and a searcher costs more to set up
+    // than this takes.
+    let end = rest.bytes().position(|b| b == b'/').unwrap_or(rest.len());
+    rest.get(..end).unwrap_or(rest)
 }
 
 /// The first segment every path matched by `p` begins with, when there is
