@@ -9,8 +9,8 @@
 //!
 //! A lookup walks the routes in that order, but only those that can match
 //! the request's host name and the path's first segment (`index.rs`): a
-//! table of thousands of routes costs a request two
-//! hash lookups and a few matches, not thousands.
+//! table of thousands of routes costs a request two hash lookups and a few
+//! matches, not thousands.
 
 use std::sync::Arc;
 
