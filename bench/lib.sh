@@ -77,8 +77,8 @@ CONF
 }
 
 # wrk's --latency output on stdin -> "rps p50_ms p99_ms failed": failed
-# counts non-2xx responses and socket errors. Timeouts must be counted: wrk
-# leaves a request that timed out out of its latency figures, so a proxy
+# counts non-2xx responses and socket errors. Timeouts must be counted:
+# wrk keeps timed-out requests out of its latency figures, so a proxy
 # that stalls some requests would otherwise show a better p99.
 wrk_summary() {
     awk '
